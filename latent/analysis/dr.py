@@ -1,0 +1,42 @@
+"""Dimensionality reduction of latent codes: PCA and t-SNE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# openTSNE's FFT gradient is slower than Barnes-Hut below a few thousand points and much faster above.
+TSNE_FFT_THRESHOLD = 5000
+
+
+@dataclass(frozen=True)
+class PCAResult:
+    coords: np.ndarray  # (n, n_components)
+    explained_variance_ratio: np.ndarray  # (n_components,)
+
+
+def pca(codes: np.ndarray, n_components: int | None = None) -> PCAResult:
+    from sklearn.decomposition import PCA
+
+    k = min(codes.shape) if n_components is None else n_components
+    model = PCA(n_components=k, svd_solver="full").fit(codes)
+    return PCAResult(model.transform(codes), model.explained_variance_ratio_)
+
+
+def tsne(codes: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int = -1) -> np.ndarray:
+    """2-D t-SNE with openTSNE: Barnes-Hut for small inputs, FFT interpolation for large ones."""
+    from openTSNE import TSNE
+
+    n = len(codes)
+    perplexity = float(min(perplexity, max((n - 1) / 3.0, 1.0)))
+    method = "fft" if n >= TSNE_FFT_THRESHOLD else "bh"
+    embedding = TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        negative_gradient_method=method,
+        random_state=seed,
+        n_jobs=n_jobs,
+        verbose=False,
+    ).fit(np.ascontiguousarray(codes, dtype=np.float64))
+    return np.asarray(embedding)

@@ -1,0 +1,230 @@
+"""Pipeline configuration: YAML merged with `--set` overrides, validated strictly by pydantic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from latent.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("conf/default.yaml")
+
+
+class StrictModel(BaseModel):
+    """Strict, immutable, and a typo in a key is an error that names it."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class DatasetConfig(StrictModel):
+    source: Literal["digits"] = "digits"
+    name: str = Field(default="digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SplitConfig(StrictModel):
+    val: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test: float = Field(default=0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _leaves_a_train_split(self) -> SplitConfig:
+        if self.val + self.test >= 1.0:
+            raise ValueError(f"val + test must be below 1 so that a train split remains, got {self.val + self.test}")
+        return self
+
+
+class PreprocessConfig(StrictModel):
+    shard_rows: int = Field(default=512, gt=0)
+    split: SplitConfig = SplitConfig()
+
+
+class DaskConfig(StrictModel):
+    address: str | None = None
+    n_workers: int = Field(default=2, gt=0)
+    threads_per_worker: int = Field(default=1, gt=0)
+
+
+class ModelConfig(StrictModel):
+    name: str = "vae_mlp"
+    latent_dim: int = Field(default=8, gt=0)
+    hidden_dims: list[int] = Field(default_factory=lambda: [256, 128], min_length=1)
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    beta: float = Field(default=1.0, ge=0.0)
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from latent.models import available_models
+
+        if name not in available_models():
+            raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(available_models())}")
+        return name
+
+    @field_validator("hidden_dims")
+    @classmethod
+    def _positive_widths(cls, dims: list[int]) -> list[int]:
+        if any(d <= 0 for d in dims):
+            raise ValueError(f"every hidden width must be a positive integer, got {dims}")
+        return dims
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(default=40, gt=0)
+    batch_size: int = Field(default=64, gt=0)
+    learning_rate: float = Field(default=0.002, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    seed: int = 0
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+class EncodeConfig(StrictModel):
+    batch_size: int = Field(default=1024, gt=0)
+
+
+class ReportConfig(StrictModel):
+    tsne_perplexity: float = Field(default=30.0, gt=0.0)
+    n_samples: int = Field(default=64, gt=0)
+    n_reconstructions: int = Field(default=16, gt=0)
+    interpolation_steps: int = Field(default=10, ge=2)
+    seed: int = 0
+
+
+class TrackingConfig(StrictModel):
+    uri: str | None = None
+    experiment: str = Field(default="latent", min_length=1)
+    registered_model: str | None = "latent-digits-vae"
+
+
+class Config(StrictModel):
+    workspace: str = "./workspace"
+    dataset: DatasetConfig = DatasetConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    dask: DaskConfig = DaskConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    encode: EncodeConfig = EncodeConfig()
+    report: ReportConfig = ReportConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def config_hash(self) -> str:
+        """Hash of the fully resolved config; logged as a tag so runs of one config can be found."""
+        return stable_hash(self.model_dump(mode="json"))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """A short, stable hex digest of a JSON-serialisable object."""
+    payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a", "b", "c"], value); the value is read as YAML (so 5 is an int, null is None)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text}: expected dotted.key=value, e.g. --set train.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text}: the value is not valid YAML ({_one_line(exc)})") from None
+    return key.split("."), value
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any, origin: str) -> None:
+    node = tree
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"{origin}: {'.'.join(path[: i + 1])} is a value, not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (or the built-in defaults when path is None), apply overrides, validate.
+
+    Any problem raises ConfigError with one line naming the file or override, the key and what was expected.
+    """
+    source = "built-in defaults"
+    tree: dict[str, Any] = {}
+    if path is not None:
+        source = str(path)
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"{source}: config file not found")
+        try:
+            loaded = yaml.safe_load(file.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML ({_one_line(exc)})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot be read ({exc})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
+        tree = loaded
+
+    origins: dict[tuple[str, ...], str] = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        _set_path(tree, keys, value, f"--set {text}")
+        origins[tuple(keys)] = f"--set {text}"
+
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, origins)) from None
+
+
+def _describe(exc: ValidationError, source: str, origins: dict[tuple[str, ...], str]) -> str:
+    """Turn pydantic's first error into: '<file or --set>: <key>: <what was expected>, got <value>'."""
+    err = exc.errors()[0]
+    loc = tuple(str(p) for p in err["loc"])
+    key = ".".join(loc) or "<top level>"
+    origin = source
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in origins:
+            origin = origins[loc[:n]]
+            break
+    else:  # an error on a whole section caused by an override inside it
+        inside = [o for keys, o in origins.items() if keys[: len(loc)] == loc]
+        origin = inside[-1] if inside else source
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        msg = f"unknown key; expected one of: {', '.join(allowed)}"
+    else:
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        msg = msg[0].lower() + msg[1:]
+        if err["type"] == "model_type":
+            msg = "expected a section of keys"
+        if "input" in err and err["type"] not in ("missing", "value_error"):
+            msg += f", got {err['input']!r}"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{origin}: {key}: {msg}{suffix}"
+
+
+def _allowed_keys(section: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in section:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,137 @@
+"""MLflow helpers: where runs go, stage runs nested under a pipeline run, and finding earlier stage outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from latent.config import TrackingConfig
+from latent.errors import DataError
+from latent.workspace import Workspace
+
+TAG_PREFIX = "latent."
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where a stage logs: the store, the experiment, and the pipeline run it nests under (if any)."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def nested_under(self, parent_run_id: str) -> Tracking:
+        return Tracking(self.uri, self.experiment_id, parent_run_id, dict(self.tags))
+
+
+def tracking_uri(cfg: TrackingConfig, workspace: Workspace) -> str:
+    """Config first, then MLFLOW_TRACKING_URI, then the embedded SQLite store in the workspace."""
+    return cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or workspace.tracking_uri
+
+
+def setup_tracking(cfg: TrackingConfig, workspace: Workspace) -> Tracking:
+    """Point MLflow at the store and make sure the experiment exists (artifacts in the workspace when local)."""
+    import mlflow
+
+    uri = tracking_uri(cfg, workspace)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name(cfg.experiment)
+    if experiment is None:
+        location = workspace.artifact_root.as_uri() if uri.startswith(("sqlite:", "file:")) else None
+        try:
+            experiment_id = client.create_experiment(cfg.experiment, artifact_location=location)
+        except mlflow.exceptions.MlflowException:  # created concurrently by another run
+            experiment_id = client.get_experiment_by_name(cfg.experiment).experiment_id
+    else:
+        experiment_id = experiment.experiment_id
+    return Tracking(uri=uri, experiment_id=experiment_id)
+
+
+def tag(key: str) -> str:
+    return TAG_PREFIX + key
+
+
+@contextlib.contextmanager
+def stage_run(tracking: Tracking, stage: str, tags: dict[str, Any] | None = None) -> Iterator[Any]:
+    """An MLflow run for one stage, nested under the pipeline run when there is one.
+
+    If the body raises, the run ends FAILED with the reason as the `latent.error` tag.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking.uri)
+    all_tags = {**tracking.tags, tag("stage"): stage, **{k: str(v) for k, v in (tags or {}).items()}}
+    with mlflow.start_run(
+        experiment_id=tracking.experiment_id,
+        run_name=stage,
+        parent_run_id=tracking.parent_run_id,
+        tags=all_tags,
+    ) as run:
+        try:
+            yield run
+        except BaseException as exc:
+            mlflow.set_tag(tag("error"), f"{type(exc).__name__}: {' '.join(str(exc).split())[:4000]}")
+            mlflow.end_run("FAILED")
+            raise
+
+
+def start_pipeline_run(tracking: Tracking, name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
+    """The parent run of one pipeline run; its id is what stage runs nest under."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking.uri)
+    run = client.create_run(tracking.experiment_id, run_name=name, tags={**tracking.tags, **tags})
+    client.log_batch(
+        run.info.run_id,
+        params=[mlflow.entities.Param(k, str(v)[:6000]) for k, v in params.items()],
+    )
+    return run.info.run_id
+
+
+def end_run(tracking: Tracking, run_id: str, status: str, metrics: dict[str, float] | None = None,
+            tags: dict[str, str] | None = None) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking.uri)
+    for k, v in (metrics or {}).items():
+        client.log_metric(run_id, k, float(v))
+    for k, v in (tags or {}).items():
+        client.set_tag(run_id, k, v)
+    client.set_terminated(run_id, status)
+
+
+def log_text_artifact(tracking: Tracking, run_id: str, text: str, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.MlflowClient(tracking.uri).log_text(run_id, text, artifact_file)
+
+
+def latest_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
+    """The newest FINISHED run of a stage with the given latent.* tags, or None."""
+    import mlflow
+
+    clauses = [f"tags.`{tag('stage')}` = '{stage}'", "attributes.status = 'FINISHED'"]
+    clauses += [f"tags.`{tag(k)}` = '{v}'" for k, v in tags.items()]
+    runs = mlflow.MlflowClient(tracking.uri).search_runs(
+        [tracking.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=1
+    )
+    return runs[0] if runs else None
+
+
+def download_model_dir(model_uri: str, tracking_uri: str) -> Path:
+    """Download a logged model (MLflow model URI) to a temporary directory and return its path."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    target = Path(tempfile.mkdtemp(prefix="latent-model-"))
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(target)))
+    except Exception as exc:
+        raise DataError(f"model URI {model_uri!r}: cannot be loaded ({' '.join(str(exc).split())[:300]})") from None

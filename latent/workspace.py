@@ -1,0 +1,143 @@
+"""The workspace: one directory holding everything a run writes, and atomic publishing into it."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of every stage output under one root (see the README's workspace layout)."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> Workspace:
+        root = Path(path).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root)
+
+    def raw_dir(self, fingerprint: str) -> Path:
+        return self.root / "raw" / fingerprint
+
+    def dataset_dir(self, dataset_version: str) -> Path:
+        return self.root / "datasets" / dataset_version
+
+    def model_dir(self, run_id: str) -> Path:
+        return self.root / "models" / run_id
+
+    def latent_dir(self, dataset_version: str, model_version: str) -> Path:
+        return self.root / "latents" / dataset_version / model_version
+
+    def report_dir(self, run_id: str) -> Path:
+        return self.root / "reports" / run_id
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.root / "mlartifacts"
+
+
+def is_temporary(path: Path) -> bool:
+    """Readers listing the workspace skip directories that are still being written."""
+    return path.name.startswith(TMP_PREFIX)
+
+
+def fsync_tree(path: Path) -> None:
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2); False where the platform cannot."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+@contextlib.contextmanager
+def publish_dir(final: Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a sibling staging directory; on success it becomes `final` in one rename.
+
+    A reader sees either no directory, the previous one, or the complete new one, never a mix. On error the
+    staging directory is removed and `final` is left as it was.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f"{TMP_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        yield staging
+        fsync_tree(staging)
+        if final.exists():
+            if not replace:
+                raise FileExistsError(f"{final} already exists")
+            if _exchange(staging, final):
+                shutil.rmtree(staging)  # staging now holds the old contents
+            else:
+                old = final.parent / f"{TMP_PREFIX}{final.name}-old-{uuid.uuid4().hex[:8]}"
+                os.rename(final, old)
+                os.rename(staging, final)
+                shutil.rmtree(old)
+        else:
+            os.rename(staging, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old content or the new, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{TMP_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
