@@ -73,7 +73,7 @@ class ModelConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    epochs: int = Field(default=40, gt=0)
+    epochs: int = Field(default=100, gt=0)
     batch_size: int = Field(default=64, gt=0)
     learning_rate: float = Field(default=0.002, gt=0.0)
     weight_decay: float = Field(default=0.0, ge=0.0)

@@ -18,7 +18,7 @@ from latent.errors import DataError
 from latent.models.io import load_logged_model
 from latent.progress import reporter
 from latent.tables import SCHEMA_VERSION, TABLE_JSON, LatentTableWriter
-from latent.tracking import Tracking, stage_run, tag
+from latent.tracking import Tracking, link_table_to_run, stage_run, tag
 from latent.workspace import Workspace, atomic_write_text, publish_dir
 
 
@@ -48,23 +48,25 @@ def encode(
     model_version: str,
     cfg: EncodeConfig,
     workspace: Workspace,
-    tracking: Tracking,
+    tracking: Tracking | None,
     source_run_id: str | None = None,
     replace: bool = False,
 ) -> EncodeResult:
     """Write `latents/<dataset-version>/<model-version>/`; an existing complete table is reused unless replace."""
-    import mlflow
-
     info = read_dataset_info(dataset_path)
     final = workspace.latent_dir(info.version, model_version)
-    stage_tags = {tag("dataset_version"): info.version, tag("model_uri"): model_uri, tag("model_version"): model_version}
+    stage_tags = {
+        tag("dataset_version"): info.version,
+        tag("model_uri"): model_uri,
+        tag("model_version"): model_version,
+    }
     with stage_run(tracking, "encode", stage_tags) as run:
         if (final / TABLE_JSON).is_file() and not replace:
             meta = json.loads((final / TABLE_JSON).read_text())
-            mlflow.set_tags({tag("table_path"): str(final), tag("reused"): "true"})
-            return EncodeResult(str(final), meta["rows"], meta["rows_per_split"], run.info.run_id, 0.0, True)
+            run.set_tags({tag("table_path"): str(final), tag("reused"): "true"})
+            return EncodeResult(str(final), meta["rows"], meta["rows_per_split"], run.run_id, 0.0, True)
 
-        model = load_logged_model(model_uri, tracking.uri)
+        model = load_logged_model(model_uri, tracking.uri if tracking else None)
         if model.config.input_dim != info.feature_dim:
             raise DataError(
                 f"model {model_uri} expects inputs of {model.config.input_dim} features but dataset "
@@ -116,7 +118,7 @@ def encode(
                     "latent_dim": model.config.latent_dim,
                     "model": {"uri": model_uri, "version": model_version, "name": model.registry_name},
                     "mlflow_run_id": source_run_id,
-                    "encode_run_id": run.info.run_id,
+                    "encode_run_id": run.run_id,
                     "dataset": {"version": info.version, "content_hash": info.content_hash, "path": str(info.path)},
                     "created_at": metadata["latent.created_at"],
                     "package_version": latent.__version__,
@@ -126,9 +128,9 @@ def encode(
             progress.finish("encode")
         elapsed = time.perf_counter() - started
         rate = rows / elapsed if elapsed > 0 else float("nan")
-        mlflow.log_params({"batch_size": cfg.batch_size, "latent_dim": model.config.latent_dim})
-        mlflow.log_metrics({"rows": rows, "rows_per_second": rate})
-        mlflow.set_tags({tag("table_path"): str(final), tag("reused"): "false"})
-        if source_run_id:
-            mlflow.MlflowClient(tracking.uri).set_tag(source_run_id, tag("latent_table"), str(final))
-        return EncodeResult(str(final), rows, description["rows_per_split"], run.info.run_id, rate, False)
+        run.log_params({"batch_size": cfg.batch_size, "latent_dim": model.config.latent_dim})
+        run.log_metrics({"rows": rows, "rows_per_second": rate})
+        run.set_tags({tag("table_path"): str(final), tag("reused"): "false"})
+        if source_run_id and tracking is not None:
+            link_table_to_run(tracking, source_run_id, str(final))
+        return EncodeResult(str(final), rows, description["rows_per_split"], run.run_id, rate, False)

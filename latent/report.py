@@ -128,19 +128,21 @@ def build_report(
     model_uri: str,
     cfg: ReportConfig,
     workspace: Workspace,
-    tracking: Tracking,
+    tracking: Tracking | None,
 ) -> ReportResult:
-    import mlflow
-
     table = read_table_info(table_path)
     dataset = read_dataset_info(dataset_path)
-    stage_tags = {tag("table_path"): str(table.path), tag("dataset_version"): dataset.version, tag("model_uri"): model_uri}
+    stage_tags = {
+        tag("table_path"): str(table.path),
+        tag("dataset_version"): dataset.version,
+        tag("model_uri"): model_uri,
+    }
     with stage_run(tracking, "report", stage_tags) as run:
-        run_id = run.info.run_id
+        run_id = run.run_id
         progress = reporter()
         progress.start("report", "report", 5)
         try:
-            model = load_logged_model(model_uri, tracking.uri)
+            model = load_logged_model(model_uri, tracking.uri if tracking else None)
             codes = load_latent_arrays(table.path)
             z = codes["z_mean"]
             progress.advance("report", 1, "PCA")
@@ -186,27 +188,46 @@ def build_report(
                     with torch.no_grad():
                         mean, _ = model.encode(torch.from_numpy(x_test))
                         recon = model.decode(mean).numpy()
-                    _image_grid(staging / "reconstructions.png", [list(x_test), list(recon)], shape,
-                                "Test images and their reconstructions", ["input", "recon"])
-                    figures.append(("Reconstructions (top: input, bottom: decoded posterior mean)",
-                                    staging / "reconstructions.png"))
+                    _image_grid(
+                        staging / "reconstructions.png",
+                        [list(x_test), list(recon)],
+                        shape,
+                        "Test images and their reconstructions",
+                        ["input", "recon"],
+                    )
+                    figures.append(
+                        (
+                            "Reconstructions (top: input, bottom: decoded posterior mean)",
+                            staging / "reconstructions.png",
+                        )
+                    )
                     samples = sample_prior(model, cfg.n_samples, cfg.seed)
                     per_row = 16
-                    _image_grid(staging / "samples.png",
-                                [list(samples[i : i + per_row]) for i in range(0, len(samples), per_row)], shape,
-                                "Samples from the prior N(0, I)", [""] * ((len(samples) + per_row - 1) // per_row))
+                    _image_grid(
+                        staging / "samples.png",
+                        [list(samples[i : i + per_row]) for i in range(0, len(samples), per_row)],
+                        shape,
+                        "Samples from the prior N(0, I)",
+                        [""] * ((len(samples) + per_row - 1) // per_row),
+                    )
                     figures.append(("Samples decoded from the prior", staging / "samples.png"))
                     path = interpolate(mean[0].numpy(), mean[1].numpy(), cfg.interpolation_steps)
                     with torch.no_grad():
                         strip = model.decode(torch.from_numpy(path.astype(np.float32))).numpy()
-                    _image_grid(staging / "interpolation.png", [[x_test[0], *strip, x_test[1]]], shape,
-                                f"Linear interpolation between test rows {ids[order][0]} and {ids[order][1]}",
-                                ["path"])
-                    figures.append(("Interpolation between two test images (ends: the inputs)",
-                                    staging / "interpolation.png"))
+                    _image_grid(
+                        staging / "interpolation.png",
+                        [[x_test[0], *strip, x_test[1]]],
+                        shape,
+                        f"Linear interpolation between test rows {ids[order][0]} and {ids[order][1]}",
+                        ["path"],
+                    )
+                    figures.append(
+                        ("Interpolation between two test images (ends: the inputs)", staging / "interpolation.png")
+                    )
 
-                metrics = {f"pca_explained_variance_ratio_{i + 1}": float(r)
-                           for i, r in enumerate(p.explained_variance_ratio)}
+                metrics = {
+                    f"pca_explained_variance_ratio_{i + 1}": float(r) for i, r in enumerate(p.explained_variance_ratio)
+                }
                 metrics["tsne_seconds"] = tsne_seconds
                 metrics["mean_recon_error"] = float(np.mean(codes["recon_error"]))
                 facts = {
@@ -222,9 +243,9 @@ def build_report(
                 atomic_write_text(staging / REPORT_HTML, _html("latent report", facts, figures, metrics))
                 atomic_write_text(staging / "metrics.json", json.dumps(metrics, indent=2))
             progress.advance("report", 1, "logging")
-            mlflow.log_metrics(metrics)
-            mlflow.log_artifacts(str(final), artifact_path="report")
-            mlflow.set_tags({tag("report_dir"): str(final)})
+            run.log_metrics(metrics)
+            run.log_artifacts(final, "report")
+            run.set_tags({tag("report_dir"): str(final)})
             progress.advance("report", 1)
         finally:
             progress.finish("report")

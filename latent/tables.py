@@ -48,8 +48,15 @@ class LatentTableWriter:
         self._writers: dict[str, pq.ParquetWriter] = {}
         self.rows: dict[str, int] = {}
 
-    def write(self, split: str, ids: list[str], labels: np.ndarray, z_mean: np.ndarray, z_logvar: np.ndarray,
-              recon_error: np.ndarray) -> None:
+    def write(
+        self,
+        split: str,
+        ids: list[str],
+        labels: np.ndarray,
+        z_mean: np.ndarray,
+        z_logvar: np.ndarray,
+        recon_error: np.ndarray,
+    ) -> None:
         if split not in self._writers:
             part = self.directory / f"split={split}"
             part.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,12 +59,52 @@ def tag(key: str) -> str:
     return TAG_PREFIX + key
 
 
+class StageRun:
+    """The MLflow run of one stage, or a stand-in that logs nothing when tracking is off (tracking=None)."""
+
+    def __init__(self, run: Any | None) -> None:
+        self._run = run
+        self.run_id = run.info.run_id if run is not None else uuid.uuid4().hex
+
+    @property
+    def enabled(self) -> bool:
+        return self._run is not None
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        if self._run is not None:
+            import mlflow
+
+            mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self._run is not None:
+            import mlflow
+
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        if self._run is not None:
+            import mlflow
+
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_artifacts(self, directory: str | Path, artifact_path: str) -> None:
+        if self._run is not None:
+            import mlflow
+
+            mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
+
+
 @contextlib.contextmanager
-def stage_run(tracking: Tracking, stage: str, tags: dict[str, Any] | None = None) -> Iterator[Any]:
+def stage_run(tracking: Tracking | None, stage: str, tags: dict[str, Any] | None = None) -> Iterator[StageRun]:
     """An MLflow run for one stage, nested under the pipeline run when there is one.
 
-    If the body raises, the run ends FAILED with the reason as the `latent.error` tag.
+    If the body raises, the run ends FAILED with the reason as the `latent.error` tag. With tracking=None the
+    stage runs untracked (library use without MLflow; benchmarks use this as the bare baseline).
     """
+    if tracking is None:
+        yield StageRun(None)
+        return
     import mlflow
 
     mlflow.set_tracking_uri(tracking.uri)
@@ -75,7 +116,7 @@ def stage_run(tracking: Tracking, stage: str, tags: dict[str, Any] | None = None
         tags=all_tags,
     ) as run:
         try:
-            yield run
+            yield StageRun(run)
         except BaseException as exc:
             mlflow.set_tag(tag("error"), f"{type(exc).__name__}: {' '.join(str(exc).split())[:4000]}")
             mlflow.end_run("FAILED")
@@ -95,8 +136,13 @@ def start_pipeline_run(tracking: Tracking, name: str, tags: dict[str, str], para
     return run.info.run_id
 
 
-def end_run(tracking: Tracking, run_id: str, status: str, metrics: dict[str, float] | None = None,
-            tags: dict[str, str] | None = None) -> None:
+def end_run(
+    tracking: Tracking,
+    run_id: str,
+    status: str,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
     import mlflow
 
     client = mlflow.MlflowClient(tracking.uri)
@@ -123,6 +169,13 @@ def latest_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
         [tracking.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=1
     )
     return runs[0] if runs else None
+
+
+def link_table_to_run(tracking: Tracking, run_id: str, table_path: str) -> None:
+    """Tag the training run with the latent table made from its model, so the MLflow UI links the two."""
+    import mlflow
+
+    mlflow.MlflowClient(tracking.uri).set_tag(run_id, tag("latent_table"), table_path)
 
 
 def download_model_dir(model_uri: str, tracking_uri: str) -> Path:

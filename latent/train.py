@@ -77,18 +77,36 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> dict[s
     return metrics
 
 
+def log_encoder_model(model: torch.nn.Module, example: np.ndarray, model_dir: Path, registered_model: str | None):
+    """Log the encoder (x -> z_mean) with `mlflow.pytorch.log_model` in the pt2 (torch.export) format: no pickled
+    class, a signature and an input example; the full model's config and weights travel as extra files."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    encoder = LatentMeanEncoder(model).eval()
+    with torch.no_grad():
+        example_out = encoder(torch.from_numpy(example)).numpy()
+    return mlflow.pytorch.log_model(
+        encoder,
+        name="model",
+        signature=infer_signature(example, example_out),
+        input_example=example,
+        serialization_format="pt2",
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+        extra_files=[str(model_dir / "model_config.json"), str(model_dir / "weights.pt")],
+        registered_model_name=registered_model,
+    )
+
+
 def train(
     dataset_path: str | Path,
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     workspace: Workspace,
-    tracking: Tracking,
+    tracking: Tracking | None,
     registered_model: str | None = None,
 ) -> TrainResult:
     """Train, checkpoint every epoch (atomically), log per-epoch metrics, and log the model to MLflow."""
-    import mlflow
-    from mlflow.models import infer_signature
-
     info = read_dataset_info(dataset_path)
     seed_everything(train_cfg.seed)
     device = resolve_device(train_cfg.device)
@@ -114,10 +132,10 @@ def train(
 
     stage_tags = {tag("dataset_version"): info.version, tag("model_name"): model_cfg.name}
     with stage_run(tracking, "train", stage_tags) as run:
-        run_id = run.info.run_id
+        run_id = run.run_id
         ckpt_dir = workspace.model_dir(run_id)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        mlflow.log_params(
+        run.log_params(
             {
                 **{f"model.{k}": v for k, v in model_cfg.model_dump().items()},
                 **{f"train.{k}": v for k, v in train_cfg.model_dump().items()},
@@ -158,11 +176,15 @@ def train(
                 train_metrics = {f"train_{k}": float(v) / len(x_train) for k, v in sums.items()}
                 val = evaluate(model, x_val, max(train_cfg.batch_size, 1024))
                 metrics = {**train_metrics, **{f"val_{k}": v for k, v in val.items()}}
-                mlflow.log_metrics(metrics, step=epoch)
+                run.log_metrics(metrics, step=epoch)
                 _save_checkpoint(
                     ckpt_dir / "last.pt",
-                    {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "best_val_loss": min(best_val, val["loss"])},
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "best_val_loss": min(best_val, val["loss"]),
+                    },
                 )
                 if val["loss"] < best_val:
                     best_val = val["loss"]
@@ -178,27 +200,19 @@ def train(
         model.load_state_dict(best_state)
         model = model.cpu().eval()
         save_model_files(model, ckpt_dir)
-        example = x_val_np[:5]
-        encoder = LatentMeanEncoder(model).eval()
-        with torch.no_grad():
-            example_out = encoder(torch.from_numpy(example)).numpy()
-        model_info = mlflow.pytorch.log_model(
-            encoder,
-            name="model",
-            signature=infer_signature(example, example_out),
-            input_example=example,
-            serialization_format="pt2",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
-            extra_files=[str(ckpt_dir / "model_config.json"), str(ckpt_dir / "weights.pt")],
-            registered_model_name=registered_model,
+        run.log_metrics({"best_val_loss": best_val, "samples_per_second": samples_per_second})
+        model_uri, model_version, registered_version = str(ckpt_dir), run_id, None
+        if run.enabled:
+            model_info = log_encoder_model(model, x_val_np[:5], ckpt_dir, registered_model)
+            model_uri, model_version = model_info.model_uri, model_info.model_id or run_id
+            registered_version = getattr(model_info, "registered_model_version", None)
+        run.set_tags(
+            {tag("model_uri"): model_uri, tag("model_version"): model_version, tag("checkpoint_dir"): str(ckpt_dir)}
         )
-        mlflow.log_metrics({"best_val_loss": best_val, "samples_per_second": samples_per_second})
-        mlflow.set_tags({tag("model_uri"): model_info.model_uri, tag("checkpoint_dir"): str(ckpt_dir)})
-        registered_version = getattr(model_info, "registered_model_version", None)
         return TrainResult(
             run_id=run_id,
-            model_uri=model_info.model_uri,
-            model_version=model_info.model_id or run_id,
+            model_uri=model_uri,
+            model_version=model_version,
             registered_version=str(registered_version) if registered_version is not None else None,
             checkpoint_dir=str(ckpt_dir),
             best_val_loss=best_val,

@@ -55,9 +55,7 @@ def load_dataset_arrays(
     """(ids, x as float32 (n, d), labels) for the rows of the given splits, in table order."""
     path = Path(path)
     read_dataset_info(path)
-    table = _dataset(path).to_table(
-        columns=["id", "label", "x"], filter=ds.field("split").isin(list(splits))
-    )
+    table = _dataset(path).to_table(columns=["id", "label", "x"], filter=ds.field("split").isin(list(splits)))
     ids = np.asarray(table.column("id").to_pylist(), dtype=object)
     labels = table.column("label").to_numpy(zero_copy_only=False)
     return ids, arrow_to_vectors(table.column("x")), labels

@@ -53,11 +53,13 @@ def load_model_files(directory: Path, map_location: str | torch.device = "cpu") 
     return model.eval()
 
 
-def load_logged_model(model_uri: str, tracking_uri: str, map_location: str | torch.device = "cpu") -> nn.Module:
+def load_logged_model(model_uri: str, tracking_uri: str | None, map_location: str | torch.device = "cpu") -> nn.Module:
     """The full model (encoder and decoder) behind an MLflow model URI, or behind a local model directory."""
     local = Path(model_uri)
     if local.is_dir():
         return load_model_files(local, map_location)
+    if tracking_uri is None:
+        raise DataError(f"model {model_uri!r}: not a local model directory, and MLflow tracking is off")
     from latent.tracking import download_model_dir
 
     model_dir = download_model_dir(model_uri, tracking_uri)

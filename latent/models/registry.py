@@ -40,7 +40,9 @@ def model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"model.name: unknown model {name!r}; expected one of: {', '.join(available_models())}") from None
+        raise ConfigError(
+            f"model.name: unknown model {name!r}; expected one of: {', '.join(available_models())}"
+        ) from None
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
@@ -49,5 +51,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     known = {f.name for f in fields(entry.config_cls)}
     unknown = sorted(set(kwargs) - known)
     if unknown:
-        raise ConfigError(f"model {name!r} has no parameter(s) {', '.join(unknown)}; expected: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"model {name!r} has no parameter(s) {', '.join(unknown)}; expected: {', '.join(sorted(known))}"
+        )
     return entry.model_cls(entry.config_cls(**kwargs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ class VAEOutput:
 
 def _mlp(dims: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(dims[:-1], dims[1:], strict=True):
+    for a, b in itertools.pairwise(dims):
         layers += [nn.Linear(a, b), nn.SiLU()]
     return nn.Sequential(*layers)
 
@@ -58,7 +59,9 @@ class VAE(nn.Module):
         self.encoder = _mlp([config.input_dim, *hidden])
         self.to_mean = nn.Linear(hidden[-1], config.latent_dim)
         self.to_logvar = nn.Linear(hidden[-1], config.latent_dim)
-        self.decoder = nn.Sequential(_mlp([config.latent_dim, *reversed(hidden)]), nn.Linear(hidden[0], config.input_dim))
+        self.decoder = nn.Sequential(
+            _mlp([config.latent_dim, *reversed(hidden)]), nn.Linear(hidden[0], config.input_dim)
+        )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)

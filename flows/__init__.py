@@ -1,0 +1,1 @@
+"""Prefect flows composing the `tasks` into pipelines, and the `latent` command line that drives them."""

@@ -1,0 +1,230 @@
+"""The `latent` command line: each stage alone, the whole pipeline, and the MLflow UI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from latent.config import DEFAULT_CONFIG_PATH, Config, load_config
+from latent.errors import LatentError
+from latent.progress import set_reporter
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="latent: learned latent spaces and analyst-ready latent tables from raw datasets.",
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config; default: conf/default.yaml if present, else built-in defaults."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a key, e.g. --set train.epochs=5 (repeatable)."),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and all library logs.")]
+
+
+class RichReporter:
+    """Shows library progress events (epochs, encoded rows) as rich progress bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, key: str, description: str, total: int | None) -> None:
+        self.tasks[key] = self.progress.add_task(description, total=total, info="")
+
+    def advance(self, key: str, steps: int = 1, info: str = "") -> None:
+        if key in self.tasks:
+            self.progress.update(self.tasks[key], advance=steps, info=info)
+
+    def finish(self, key: str) -> None:
+        task = self.tasks.pop(key, None)
+        if task is not None:
+            self.progress.stop_task(task)
+
+
+def _quiet_environment(debug: bool) -> None:
+    """Embedded defaults that need no network, and a console that shows our progress, not library chatter."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    if debug:
+        return
+    # Prefect still sends every log to its API (visible in the Prefect UI); only the console copy is muted, so a
+    # failure prints one line rather than a task traceback.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in ("mlflow", "alembic", "distributed", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+
+
+def _load(config: Path | None, sets: list[str] | None) -> Config:
+    path = config if config is not None else (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
+    return load_config(path, sets or [])
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    if debug:
+        raise exc
+    if isinstance(exc, LatentError):
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    err.print(
+        f"[bold red]error:[/] {type(exc).__name__}: {' '.join(str(exc).split())} (rerun with --debug for details)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
+
+
+def _summary(result: dict[str, Any]) -> None:
+    table = Table(title="latent: stages")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("output")
+    for stage, seconds in result["durations"].items():
+        info = result["stages"][stage]
+        shown = next(
+            (info[k] for k in ("report_dir", "table_path", "model_uri", "dataset_path", "raw_path") if k in info), ""
+        )
+        if info.get("reused"):
+            shown = f"{shown} (reused)"
+        table.add_row(stage, f"{seconds:.1f}", str(shown))
+    table.add_row("total", f"{result['total_seconds']:.1f}", f"MLflow run {result['pipeline_run_id']}", style="bold")
+    out.print(table)
+    if "report" in result["stages"]:
+        out.print(f"report: {result['stages']['report']['html_path']}")
+    out.print(f"MLflow UI: latent ui  (store {result['tracking_uri']})", highlight=False)
+
+
+def _execute(stages: list[str], config: Path | None, sets: list[str] | None, debug: bool, **kwargs: Any) -> None:
+    _quiet_environment(debug)
+    try:
+        cfg = _load(config, sets)
+        from flows.pipeline import pipeline_flow
+
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=err,
+            transient=False,
+        ) as progress:
+            set_reporter(RichReporter(progress))
+            try:
+                result = pipeline_flow(cfg.model_dump(mode="json"), stages, **kwargs)
+            finally:
+                set_reporter(None)
+    except Exception as exc:
+        _fail(exc, debug)
+        return
+    _summary(result)
+
+
+@app.command()
+def run(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+    """Run the whole pipeline: ingest, preprocess, train, encode, report."""
+    _execute(["ingest", "preprocess", "train", "encode", "report"], config, set_, debug)
+
+
+@app.command()
+def ingest(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+    """Read the configured source into a raw Parquet table."""
+    _execute(["ingest"], config, set_, debug)
+
+
+@app.command()
+def preprocess(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+    """Build the sharded, split dataset table with Dask (needs `latent ingest`)."""
+    _execute(["preprocess"], config, set_, debug)
+
+
+@app.command()
+def train(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+    """Train the configured model on the dataset table and log it to MLflow."""
+    _execute(["train"], config, set_, debug)
+
+
+@app.command()
+def encode(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+    model_uri: Annotated[
+        str | None, typer.Option(help="MLflow model URI; default: the newest model trained on this dataset.")
+    ] = None,
+) -> None:
+    """Encode every row of the dataset table into a latent table."""
+    _execute(["encode"], config, set_, debug, model_uri=model_uri)
+
+
+@app.command()
+def report(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+    table: Annotated[
+        str | None, typer.Option(help="Latent table directory; default: the newest table of this dataset.")
+    ] = None,
+) -> None:
+    """PCA and t-SNE of the latent table, generations, and the HTML report."""
+    _execute(["report"], config, set_, debug, table_path=table)
+
+
+@app.command()
+def ui(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless you mean to share it.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+) -> None:
+    """Start the MLflow UI on the workspace's tracking store."""
+    _quiet_environment(debug)
+    try:
+        cfg = _load(config, set_)
+    except Exception as exc:
+        _fail(exc, debug)
+        return
+    from latent.tracking import tracking_uri
+    from latent.workspace import Workspace
+
+    workspace = Workspace.at(cfg.workspace)
+    uri = tracking_uri(cfg.tracking, workspace)
+    out.print(f"MLflow UI on http://{host}:{port}  (store {uri}); Ctrl+C to stop", highlight=False)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    if uri.startswith("sqlite:"):
+        cmd += ["--default-artifact-root", workspace.artifact_root.as_uri()]
+    try:
+        raise typer.Exit(subprocess.call(cmd))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

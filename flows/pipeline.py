@@ -1,0 +1,142 @@
+"""The pipeline flow: ingest -> preprocess -> train -> encode -> report, or any contiguous part of it.
+
+One MLflow parent run per flow run (tagged with the Prefect flow-run id), one nested run per tracked stage.
+Stages hand each other paths and URIs only; a stage run alone finds its inputs through `latent.lineage`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+import latent
+from latent import lineage
+from latent.config import Config
+from latent.errors import ConfigError
+from latent.tracking import end_run, log_text_artifact, setup_tracking, start_pipeline_run, tag
+from latent.workspace import Workspace
+from tasks.stages import encode_task, ingest_task, preprocess_task, report_task, train_task
+
+STAGES = ("ingest", "preprocess", "train", "encode", "report")
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+@flow(name="latent-pipeline", validate_parameters=False)
+def pipeline_flow(
+    config: dict[str, Any],
+    stages: list[str] | None = None,
+    model_uri: str | None = None,
+    table_path: str | None = None,
+) -> dict[str, Any]:
+    """Run the given stages (default: all) for a resolved config; returns paths, URIs and timings."""
+    cfg = Config.model_validate(config)
+    wanted = list(stages or STAGES)
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; expected some of: {', '.join(STAGES)}")
+    started = time.perf_counter()
+    workspace = Workspace.at(cfg.workspace)
+    base = setup_tracking(cfg.tracking, workspace)
+    flow_run_id = str(flow_run.get_id() or "")
+    run_tags = {
+        tag("kind"): "pipeline",
+        tag("stages"): ",".join(wanted),
+        tag("prefect_flow_run_id"): flow_run_id,
+        tag("prefect_flow_run_name"): str(flow_run.get_name() or ""),
+        tag("config_hash"): cfg.config_hash(),
+        tag("package_version"): latent.__version__,
+        tag("workspace"): str(workspace.root),
+    }
+    name = "pipeline" if wanted == list(STAGES) else "+".join(wanted)
+    parent = start_pipeline_run(base, name, run_tags, _flatten(cfg.model_dump(mode="json")))
+    log_text_artifact(base, parent, cfg.to_yaml(), "config.yaml")
+    tracking = base.nested_under(parent)
+    tracking.tags.update({tag("prefect_flow_run_id"): flow_run_id, tag("pipeline_run_id"): parent})
+
+    results: dict[str, dict[str, Any]] = {}
+    durations: dict[str, float] = {}
+
+    def run_stage(stage: str, fn, *args) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        out = fn(*args)
+        durations[stage] = time.perf_counter() - t0
+        results[stage] = out
+        return out
+
+    try:
+        raw_path, fingerprint = lineage.raw_table_for(cfg, workspace)
+        if "ingest" in wanted:
+            out = run_stage("ingest", ingest_task, cfg, workspace)
+            raw_path, fingerprint = out["raw_path"], out["fingerprint"]
+
+        if "preprocess" in wanted:
+            dataset_path = run_stage("preprocess", preprocess_task, cfg, workspace, raw_path, fingerprint)[
+                "dataset_path"
+            ]
+        elif set(wanted) & {"train", "encode", "report"}:
+            dataset_path = lineage.dataset_for(cfg, workspace)
+
+        source_run_id = None
+        if "train" in wanted:
+            out = run_stage("train", train_task, cfg, workspace, tracking, dataset_path)
+            model_uri, model_version, source_run_id = out["model_uri"], out["model_version"], out["run_id"]
+        elif "encode" in wanted:
+            if model_uri is None:
+                model_uri, model_version, source_run_id = lineage.model_for(tracking, dataset_path)
+            else:
+                model_version = model_uri.rstrip("/").rsplit("/", 1)[-1]
+
+        if "encode" in wanted:
+            out = run_stage(
+                "encode", encode_task, cfg, workspace, tracking, dataset_path, model_uri, model_version, source_run_id
+            )
+            table_path = out["table_path"]
+        elif "report" in wanted and table_path is None:
+            table_path, model_uri = lineage.table_for(tracking, dataset_path)
+
+        if "report" in wanted:
+            if model_uri is None:
+                from latent.tables import read_table_info
+
+                model_uri = read_table_info(table_path).info["model"]["uri"]
+            run_stage("report", report_task, cfg, workspace, tracking, table_path, dataset_path, model_uri)
+    except BaseException as exc:
+        end_run(
+            base,
+            parent,
+            "FAILED",
+            {f"duration_{k}_s": v for k, v in durations.items()},
+            {tag("error"): f"{type(exc).__name__}: {' '.join(str(exc).split())[:4000]}"},
+        )
+        raise
+
+    total = time.perf_counter() - started
+    work = {k: float(v.get("work_seconds", 0.0)) for k, v in results.items()}
+    metrics = {f"duration_{k}_s": v for k, v in durations.items()}
+    metrics.update({f"work_{k}_s": v for k, v in work.items()})
+    metrics["duration_total_s"] = total
+    end_run(base, parent, "FINISHED", metrics)
+    return {
+        "pipeline_run_id": parent,
+        "flow_run_id": flow_run_id,
+        "tracking_uri": base.uri,
+        "experiment_id": base.experiment_id,
+        "workspace": str(workspace.root),
+        "stages": results,
+        "durations": durations,
+        "work_seconds": work,
+        "total_seconds": total,
+    }

@@ -1,0 +1,50 @@
+"""Finding a stage's inputs when it runs alone: from the config (dataset identity) and MLflow tags (models, tables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from latent.config import Config
+from latent.data.ingest import RAW_FILE, source_fingerprint
+from latent.data.preprocess import dataset_version
+from latent.errors import DataError
+from latent.tables import read_table_info
+from latent.tracking import Tracking, latest_stage_run, tag
+from latent.workspace import Workspace
+
+
+def raw_table_for(cfg: Config, workspace: Workspace) -> tuple[str, str]:
+    """(raw table path, source fingerprint) that `latent ingest` writes for this config."""
+    fingerprint = source_fingerprint(cfg.dataset)
+    return str(workspace.raw_dir(fingerprint) / RAW_FILE), fingerprint
+
+
+def dataset_for(cfg: Config, workspace: Workspace) -> str:
+    """The dataset table `latent preprocess` writes for this config (its version is known before it exists)."""
+    _, fingerprint = raw_table_for(cfg, workspace)
+    path = workspace.dataset_dir(dataset_version(fingerprint, cfg.preprocess))
+    if not (path / "manifest.json").is_file():
+        raise DataError(f"{path}: no dataset table for this config yet; run `latent preprocess` first")
+    return str(path)
+
+
+def model_for(tracking: Tracking, dataset_path: str) -> tuple[str, str, str]:
+    """(model URI, model version, training run id) of the newest finished training on this dataset."""
+    version = Path(dataset_path).name
+    run = latest_stage_run(tracking, "train", dataset_version=version)
+    if run is None or tag("model_uri") not in run.data.tags:
+        raise DataError(
+            f"no trained model for dataset {version} in experiment {tracking.experiment_id}; run `latent train` first or pass --model-uri"
+        )
+    tags = run.data.tags
+    return tags[tag("model_uri")], tags.get(tag("model_version"), run.info.run_id), run.info.run_id
+
+
+def table_for(tracking: Tracking, dataset_path: str) -> tuple[str, str]:
+    """(latent table path, model URI) of the newest finished encoding of this dataset."""
+    version = Path(dataset_path).name
+    run = latest_stage_run(tracking, "encode", dataset_version=version)
+    if run is None or tag("table_path") not in run.data.tags:
+        raise DataError(f"no latent table for dataset {version}; run `latent encode` first or pass --table")
+    path = run.data.tags[tag("table_path")]
+    return path, read_table_info(path).info["model"]["uri"]
