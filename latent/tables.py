@@ -1,7 +1,7 @@
 """Latent tables: the Parquet layout analysts read, its writer and its reader.
 
 Layout: `latents/<dataset-version>/<model-version>/split=<split>/part-00000.parquet` (Hive-partitioned, so
-`split` comes from the directory name) plus `table.json` with the provenance. Columns: `id`, `label`, `z_mean`
+`split` comes from the directory name) plus `_table.json` with the provenance. Columns: `id`, `label`, `z_mean`
 and `z_logvar` as fixed_size_list<float32>[k], `recon_error`. Provenance is also in each file's key-value
 metadata under the `latent.` prefix.
 """
@@ -22,7 +22,7 @@ from latent.errors import DataError
 from latent.workspace import is_temporary
 
 SCHEMA_VERSION = 1
-TABLE_JSON = "table.json"
+TABLE_JSON = "_table.json"  # leading underscore: Parquet readers skip it when listing the directory
 
 
 def latent_schema(latent_dim: int, metadata: dict[str, str] | None = None) -> pa.Schema:

@@ -96,8 +96,9 @@ def _exchange(a: Path, b: Path) -> bool:
 def publish_dir(final: Path, replace: bool = False) -> Iterator[Path]:
     """Yield a sibling staging directory; on success it becomes `final` in one rename.
 
-    A reader sees either no directory, the previous one, or the complete new one, never a mix. On error the
-    staging directory is removed and `final` is left as it was.
+    A reader that opens the directory sees either no directory, the previous one, or the complete new one, never
+    a mix: a replacement is one atomic exchange (Linux renameat2). On error the staging directory is removed and
+    `final` is left as it was.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f"{TMP_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"

@@ -48,7 +48,7 @@ def load_model_files(directory: Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(weights_path, map_location=map_location, weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # corrupt, truncated, or carrying pickled code that weights_only refuses
         raise DataError(f"{weights_path}: cannot load weights ({' '.join(str(exc).split())[:300]})") from None
     return model.eval()
 

@@ -1,0 +1,73 @@
+"""Shared fixtures: real components everywhere (local Dask cluster, MLflow on SQLite, Prefect's test harness)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from latent.config import Config, load_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "train.epochs=4",
+    "report.n_samples=16",
+    "report.n_reconstructions=8",
+    "report.tsne_perplexity=20",
+    "dask.n_workers=2",
+]
+
+
+def small_config(workspace: Path, *extra: str) -> Config:
+    """The default pipeline, shrunk so that a whole run takes seconds."""
+    return load_config(ROOT / "conf" / "default.yaml", [f"workspace={workspace}", *SMALL, *extra])
+
+
+@dataclass
+class LibraryRun:
+    """Outputs of one run of every stage through the library (no Prefect), shared by the stage tests."""
+
+    cfg: Config
+    workspace: object
+    tracking: object
+    ingest: object
+    preprocess: object
+    train: object
+    encode: object
+    report: object
+
+
+@pytest.fixture(scope="session")
+def library_run(tmp_path_factory: pytest.TempPathFactory) -> LibraryRun:
+    from latent.data import ingest, preprocess
+    from latent.encode import encode
+    from latent.report import build_report
+    from latent.tracking import setup_tracking
+    from latent.train import train
+    from latent.workspace import Workspace
+
+    cfg = small_config(tmp_path_factory.mktemp("library") / "ws")
+    ws = Workspace.at(cfg.workspace)
+    tracking = setup_tracking(cfg.tracking, ws)
+    ing = ingest(cfg.dataset, ws)
+    pre = preprocess(ing.raw_path, ing.fingerprint, cfg.preprocess, cfg.dask, ws)
+    tr = train(pre.dataset_path, cfg.model, cfg.train, ws, tracking, cfg.tracking.registered_model)
+    enc = encode(pre.dataset_path, tr.model_uri, tr.model_version, cfg.encode, ws, tracking, tr.run_id)
+    rep = build_report(enc.table_path, pre.dataset_path, tr.model_uri, cfg.report, ws, tracking)
+    return LibraryRun(cfg, ws, tracking, ing, pre, tr, enc, rep)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from latent.config import DaskConfig, PreprocessConfig, SplitConfig
+from latent.data import ingest, load_dataset_arrays, preprocess, read_dataset_info
+from latent.data.preprocess import split_of
+from latent.errors import DataError
+from latent.workspace import Workspace
+
+
+def test_ingest_writes_all_digits_with_stable_ids(library_run):
+    result = library_run.ingest
+    table = pq.read_table(result.raw_path)
+    assert table.num_rows == 1797
+    ids = table.column("id").to_pylist()
+    assert len(set(ids)) == 1797 and ids[0] == "digits-00000"
+    assert sorted(set(table.column("label").to_pylist())) == list(range(10))
+    meta = table.schema.metadata
+    assert meta[b"latent.height"] == b"8" and meta[b"latent.width"] == b"8"
+
+
+def test_ingest_reuses_an_existing_raw_table(library_run):
+    again = ingest(library_run.cfg.dataset, library_run.workspace)
+    assert again.reused and again.raw_path == library_run.ingest.raw_path
+
+
+def test_split_is_a_deterministic_function_of_the_id():
+    split = SplitConfig(val=0.1, test=0.1)
+    ids = [f"row-{i}" for i in range(20000)]
+    first = [split_of(i, split) for i in ids]
+    assert first == [split_of(i, split) for i in ids]
+    share = {s: first.count(s) / len(ids) for s in ("train", "val", "test")}
+    assert share["train"] == pytest.approx(0.8, abs=0.02)
+    assert share["val"] == pytest.approx(0.1, abs=0.01)
+    assert share["test"] == pytest.approx(0.1, abs=0.01)
+
+
+def test_preprocess_writes_shards_manifest_and_scaled_pixels(library_run):
+    pre = library_run.preprocess
+    info = read_dataset_info(pre.dataset_path)
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    assert info.rows == 1797 == sum(info.splits.values())
+    assert len(manifest["shards"]) == 4  # 1,797 rows at shard_rows=512
+    assert manifest["feature_dim"] == 64 and "x: fixed_size_list<item: float>[64]" in manifest["schema"]
+    ids, x, labels = load_dataset_arrays(info.path)
+    assert x.dtype == np.float32 and x.shape == (1797, 64)
+    assert x.min() == 0.0 and x.max() == 1.0
+    split = library_run.cfg.preprocess.split
+    table = pq.read_table(info.path / manifest["shards"][0]["file"])
+    for row_id, s in zip(table.column("id").to_pylist(), table.column("split").to_pylist(), strict=True):
+        assert s == split_of(row_id, split)
+    stats = json.loads((info.path / "stats.json").read_text())
+    assert 0 < stats["mean"] < 1 and stats["split"] == "train"
+
+
+def test_preprocess_is_reused_when_inputs_are_unchanged(library_run):
+    pre = library_run.preprocess
+    again = preprocess(
+        library_run.ingest.raw_path, library_run.ingest.fingerprint, library_run.cfg.preprocess,
+        library_run.cfg.dask, library_run.workspace,
+    )
+    assert again.reused and again.dataset_version == pre.dataset_version
+
+
+def test_preprocess_on_an_existing_scheduler_gives_the_same_content(library_run, tmp_path):
+    """dask.address selects an already running cluster; the table content does not depend on the cluster."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = preprocess(
+            library_run.ingest.raw_path, library_run.ingest.fingerprint, library_run.cfg.preprocess,
+            DaskConfig(address=cluster.scheduler_address), Workspace.at(tmp_path / "other"),
+        )
+    assert not result.reused
+    assert result.content_hash == library_run.preprocess.content_hash
+    assert result.dataset_version == library_run.preprocess.dataset_version
+
+
+def test_dataset_version_changes_with_the_preprocessing_config(library_run):
+    from latent.data import dataset_version
+
+    fp = library_run.ingest.fingerprint
+    assert dataset_version(fp, PreprocessConfig()) != dataset_version(fp, PreprocessConfig(shard_rows=100))
+
+
+def test_preprocess_without_raw_table_says_what_to_run(tmp_path):
+    with pytest.raises(DataError, match="run `latent ingest` first"):
+        preprocess(tmp_path / "missing.parquet", "fp", PreprocessConfig(), DaskConfig(), Workspace.at(tmp_path))
+
+
+def test_unreachable_scheduler_is_one_clear_error(library_run, tmp_path):
+    from latent.errors import LatentError
+
+    with pytest.raises(LatentError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        preprocess(
+            library_run.ingest.raw_path, library_run.ingest.fingerprint, PreprocessConfig(shard_rows=100),
+            DaskConfig(address="tcp://127.0.0.1:9"), Workspace.at(tmp_path),
+        )
+    assert not any((tmp_path / "datasets").iterdir())  # nothing half-written
