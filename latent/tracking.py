@@ -17,6 +17,21 @@ from latent.workspace import Workspace
 
 TAG_PREFIX = "latent."
 
+# mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into os.environ, so after the first pipeline in a process
+# the variable names that pipeline's store. Read the user's value once, before any of that happens.
+_USER_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def use_tracking_uri(uri: str) -> None:
+    """Point MLflow's fluent API at uri without leaking it into the environment of later pipelines."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    if _USER_TRACKING_URI is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = _USER_TRACKING_URI
+
 
 @dataclass(frozen=True)
 class Tracking:
@@ -33,7 +48,7 @@ class Tracking:
 
 def tracking_uri(cfg: TrackingConfig, workspace: Workspace) -> str:
     """Config first, then MLFLOW_TRACKING_URI, then the embedded SQLite store in the workspace."""
-    return cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or workspace.tracking_uri
+    return cfg.uri or _USER_TRACKING_URI or workspace.tracking_uri
 
 
 def setup_tracking(cfg: TrackingConfig, workspace: Workspace) -> Tracking:
@@ -41,7 +56,7 @@ def setup_tracking(cfg: TrackingConfig, workspace: Workspace) -> Tracking:
     import mlflow
 
     uri = tracking_uri(cfg, workspace)
-    mlflow.set_tracking_uri(uri)
+    use_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name(cfg.experiment)
     if experiment is None:
@@ -107,7 +122,7 @@ def stage_run(tracking: Tracking | None, stage: str, tags: dict[str, Any] | None
         return
     import mlflow
 
-    mlflow.set_tracking_uri(tracking.uri)
+    use_tracking_uri(tracking.uri)
     all_tags = {**tracking.tags, tag("stage"): stage, **{k: str(v) for k, v in (tags or {}).items()}}
     with mlflow.start_run(
         experiment_id=tracking.experiment_id,
@@ -182,7 +197,7 @@ def download_model_dir(model_uri: str, tracking_uri: str) -> Path:
     """Download a logged model (MLflow model URI) to a temporary directory and return its path."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
+    use_tracking_uri(tracking_uri)
     target = Path(tempfile.mkdtemp(prefix="latent-model-"))
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(target)))

@@ -45,7 +45,7 @@ def test_preprocess_writes_shards_manifest_and_scaled_pixels(library_run):
     assert info.rows == 1797 == sum(info.splits.values())
     assert len(manifest["shards"]) == 4  # 1,797 rows at shard_rows=512
     assert manifest["feature_dim"] == 64 and "x: fixed_size_list<item: float>[64]" in manifest["schema"]
-    ids, x, labels = load_dataset_arrays(info.path)
+    _, x, _ = load_dataset_arrays(info.path)
     assert x.dtype == np.float32 and x.shape == (1797, 64)
     assert x.min() == 0.0 and x.max() == 1.0
     split = library_run.cfg.preprocess.split
@@ -59,8 +59,11 @@ def test_preprocess_writes_shards_manifest_and_scaled_pixels(library_run):
 def test_preprocess_is_reused_when_inputs_are_unchanged(library_run):
     pre = library_run.preprocess
     again = preprocess(
-        library_run.ingest.raw_path, library_run.ingest.fingerprint, library_run.cfg.preprocess,
-        library_run.cfg.dask, library_run.workspace,
+        library_run.ingest.raw_path,
+        library_run.ingest.fingerprint,
+        library_run.cfg.preprocess,
+        library_run.cfg.dask,
+        library_run.workspace,
     )
     assert again.reused and again.dataset_version == pre.dataset_version
 
@@ -71,8 +74,11 @@ def test_preprocess_on_an_existing_scheduler_gives_the_same_content(library_run,
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         result = preprocess(
-            library_run.ingest.raw_path, library_run.ingest.fingerprint, library_run.cfg.preprocess,
-            DaskConfig(address=cluster.scheduler_address), Workspace.at(tmp_path / "other"),
+            library_run.ingest.raw_path,
+            library_run.ingest.fingerprint,
+            library_run.cfg.preprocess,
+            DaskConfig(address=cluster.scheduler_address),
+            Workspace.at(tmp_path / "other"),
         )
     assert not result.reused
     assert result.content_hash == library_run.preprocess.content_hash
@@ -94,9 +100,12 @@ def test_preprocess_without_raw_table_says_what_to_run(tmp_path):
 def test_unreachable_scheduler_is_one_clear_error(library_run, tmp_path):
     from latent.errors import LatentError
 
-    with pytest.raises(LatentError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+    with pytest.raises(LatentError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
         preprocess(
-            library_run.ingest.raw_path, library_run.ingest.fingerprint, PreprocessConfig(shard_rows=100),
-            DaskConfig(address="tcp://127.0.0.1:9"), Workspace.at(tmp_path),
+            library_run.ingest.raw_path,
+            library_run.ingest.fingerprint,
+            PreprocessConfig(shard_rows=100),
+            DaskConfig(address="tcp://127.0.0.1:9"),
+            Workspace.at(tmp_path),
         )
     assert not any((tmp_path / "datasets").iterdir())  # nothing half-written

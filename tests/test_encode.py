@@ -67,8 +67,13 @@ def test_pandas_and_duckdb_read_the_same_values(library_run):
 
 def test_rerun_reuses_the_published_table(library_run):
     again = encode(
-        library_run.preprocess.dataset_path, library_run.train.model_uri, library_run.train.model_version,
-        library_run.cfg.encode, library_run.workspace, library_run.tracking, library_run.train.run_id,
+        library_run.preprocess.dataset_path,
+        library_run.train.model_uri,
+        library_run.train.model_version,
+        library_run.cfg.encode,
+        library_run.workspace,
+        library_run.tracking,
+        library_run.train.run_id,
     )
     assert again.reused and again.table_path == library_run.encode.table_path and again.rows == 1797
 
@@ -76,8 +81,14 @@ def test_rerun_reuses_the_published_table(library_run):
 def test_replacing_keeps_one_copy_of_every_row(library_run):
     """Also: the library works without MLflow (tracking=None) from a local model directory."""
     enc = encode(
-        library_run.preprocess.dataset_path, library_run.train.checkpoint_dir, library_run.train.model_version,
-        library_run.cfg.encode, library_run.workspace, None, library_run.train.run_id, replace=True,
+        library_run.preprocess.dataset_path,
+        library_run.train.checkpoint_dir,
+        library_run.train.model_version,
+        library_run.cfg.encode,
+        library_run.workspace,
+        None,
+        library_run.train.run_id,
+        replace=True,
     )
     assert not enc.reused
     assert open_latent_dataset(enc.table_path).count_rows() == 1797

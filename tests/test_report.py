@@ -14,7 +14,7 @@ def test_report_is_self_contained_html_with_every_figure(library_run):
     for needle in ("PCA", "t-SNE", "Reconstructions", "prior", "Interpolation"):
         assert needle in captions, needle
     assert all(len(data) > 1000 for _, data in images)
-    assert "src=\"http" not in html  # nothing fetched from elsewhere
+    assert 'src="http' not in html  # nothing fetched from elsewhere
 
 
 def test_coordinates_join_the_latent_table_on_id(library_run):

@@ -4,6 +4,7 @@ import torch
 
 from latent.data import load_dataset_arrays
 from latent.models.io import load_logged_model
+from latent.tracking import use_tracking_uri
 
 
 def test_training_logs_every_epoch(library_run):
@@ -28,7 +29,7 @@ def test_checkpoints_are_written_and_load_with_weights_only(library_run):
 
 
 def test_logged_model_predicts_latent_means_through_pyfunc(library_run):
-    mlflow.set_tracking_uri(library_run.tracking.uri)
+    use_tracking_uri(library_run.tracking.uri)
     _, x, _ = load_dataset_arrays(library_run.preprocess.dataset_path, ("test",))
     pyfunc = mlflow.pyfunc.load_model(library_run.train.model_uri)
     predicted = np.asarray(pyfunc.predict(x[:32]))

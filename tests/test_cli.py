@@ -1,0 +1,144 @@
+"""The `latent` command as a user runs it: a real process, Prefect's ephemeral server, MLflow on SQLite."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from latent.data import load_dataset_arrays
+from latent.tables import load_latent_arrays, read_table_info
+from latent.tracking import use_tracking_uri
+from tests.conftest import ROOT, SMALL
+
+LATENT = Path(sys.executable).with_name("latent")
+
+
+def latent_cmd(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env.update(
+        PREFECT_HOME=str(cwd / ".prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        COLUMNS="200",
+    )
+    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("cli")
+    (cwd / "conf").mkdir()
+    (cwd / "conf" / "default.yaml").write_text((ROOT / "conf" / "default.yaml").read_text())
+    sets = [arg for s in SMALL for arg in ("--set", s)]
+    proc = latent_cmd("run", *sets, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cwd, proc
+
+
+def test_run_prints_per_stage_durations(cli_run):
+    _, proc = cli_run
+    for stage in ("ingest", "preprocess", "train", "encode", "report", "total"):
+        assert re.search(rf"│ {stage}\s+│\s+\d+\.\d │", proc.stdout), stage
+    assert "report.html" in proc.stdout
+
+
+def test_run_leaves_everything_under_the_workspace(cli_run):
+    cwd, _ = cli_run
+    ws = cwd / "workspace"
+    assert {p.name for p in ws.iterdir()} >= {
+        "raw",
+        "datasets",
+        "models",
+        "latents",
+        "reports",
+        "mlflow.db",
+        "mlartifacts",
+    }
+    assert not [p for p in ws.rglob(".tmp-*")]
+
+
+def test_run_tracks_epochs_and_a_model_that_encodes_like_the_table(cli_run):
+    cwd, _ = cli_run
+    uri = f"sqlite:///{cwd / 'workspace' / 'mlflow.db'}"
+    use_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("latent")
+    parents = client.search_runs([experiment.experiment_id], "tags.`latent.kind` = 'pipeline'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["latent.prefect_flow_run_id"]
+    (train_run,) = client.search_runs([experiment.experiment_id], "tags.`latent.stage` = 'train'")
+    assert train_run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    history = client.get_metric_history(train_run.info.run_id, "val_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4]
+
+    table_path = train_run.data.tags["latent.latent_table"]
+    table = read_table_info(table_path)
+    codes = load_latent_arrays(table_path)
+    assert len(codes["id"]) == 1797 and table.latent_dim == 8
+    ids, x, _ = load_dataset_arrays(table.info["dataset"]["path"])
+    order = np.argsort(ids)
+    predicted = np.asarray(mlflow.pyfunc.load_model(train_run.data.tags["latent.model_uri"]).predict(x[order]))
+    np.testing.assert_allclose(predicted, codes["z_mean"], rtol=1e-5, atol=1e-5)
+
+
+def test_run_writes_coordinates_and_a_report_with_images(cli_run):
+    cwd, _ = cli_run
+    (report_dir,) = (cwd / "workspace" / "reports").iterdir()
+    assert pq.read_table(report_dir / "coordinates.parquet").num_rows == 1797
+    html = (report_dir / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 6
+
+
+def test_rerun_of_one_stage_alone_reuses_upstream_outputs(cli_run):
+    cwd, _ = cli_run
+    proc = latent_cmd("encode", "--set", "train.epochs=4", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(reused)" in proc.stdout
+
+
+def test_bad_set_key_is_one_line_naming_the_key(tmp_path):
+    line = one_line_error(latent_cmd("run", "--set", "train.epoch=3", cwd=tmp_path))
+    assert line.startswith("error: --set train.epoch=3: train.epoch: unknown key; expected one of: epochs")
+    assert not (tmp_path / "workspace").exists()
+
+
+def test_bad_set_value_is_one_line_naming_key_and_value(tmp_path):
+    line = one_line_error(latent_cmd("run", "--set", "train.epochs=ten", cwd=tmp_path))
+    assert line == "error: --set train.epochs=ten: train.epochs: input should be a valid integer, got 'ten'"
+
+
+def test_bad_config_file_is_one_line_naming_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  latent_dim: -2\n")
+    line = one_line_error(latent_cmd("train", "--config", str(bad), cwd=tmp_path))
+    assert line == f"error: {bad}: model.latent_dim: input should be greater than 0, got -2"
+
+
+def test_stage_without_inputs_says_what_to_run_first(tmp_path):
+    line = one_line_error(latent_cmd("train", cwd=tmp_path))
+    assert "run `latent preprocess` first" in line
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = latent_cmd("run", "--set", "train.epochs=ten", "--debug", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr

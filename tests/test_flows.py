@@ -1,0 +1,58 @@
+"""The pipeline flow under Prefect's test harness, with MLflow on SQLite and a local Dask cluster."""
+
+import mlflow
+import pytest
+
+from flows.pipeline import pipeline_flow
+from latent.errors import DataError
+from tests.conftest import small_config
+
+
+@pytest.fixture(scope="module")
+def flow_result(prefect_harness, tmp_path_factory):
+    cfg = small_config(tmp_path_factory.mktemp("flow") / "ws")
+    return cfg, pipeline_flow(cfg.model_dump(mode="json"))
+
+
+def test_flow_run_completes_in_prefect(flow_result):
+    from prefect.client.orchestration import get_client
+
+    _, result = flow_result
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(result["flow_run_id"])
+    assert flow_run.state.is_completed()
+    assert set(result["durations"]) == {"ingest", "preprocess", "train", "encode", "report"}
+
+
+def test_one_parent_run_tagged_with_the_flow_run_and_a_nested_run_per_stage(flow_result):
+    cfg, result = flow_result
+    client = mlflow.MlflowClient(result["tracking_uri"])
+    parent = client.get_run(result["pipeline_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["latent.prefect_flow_run_id"] == result["flow_run_id"]
+    assert parent.data.tags["latent.config_hash"] == cfg.config_hash()
+    assert parent.data.params["train.epochs"] == str(cfg.train.epochs)
+    assert "duration_train_s" in parent.data.metrics
+    children = client.search_runs([result["experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert {c.data.tags["latent.stage"] for c in children} == {"train", "encode", "report"}
+    assert all(c.data.tags["latent.prefect_flow_run_id"] == result["flow_run_id"] for c in children)
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"config.yaml"}
+
+
+def test_a_stage_run_alone_finds_its_inputs(flow_result):
+    cfg, first = flow_result
+    encoded = pipeline_flow(cfg.model_dump(mode="json"), ["encode"])
+    assert encoded["stages"]["encode"]["table_path"] == first["stages"]["encode"]["table_path"]
+    assert encoded["stages"]["encode"]["reused"]
+    reported = pipeline_flow(cfg.model_dump(mode="json"), ["report"])
+    assert reported["stages"]["report"]["html_path"].endswith("report.html")
+
+
+def test_a_stage_without_its_inputs_fails_with_the_step_to_take(prefect_harness, tmp_path):
+    cfg = small_config(tmp_path / "empty")
+    with pytest.raises(DataError, match="run `latent preprocess` first"):
+        pipeline_flow(cfg.model_dump(mode="json"), ["train"])
+    client = mlflow.MlflowClient(cfg.tracking.uri or f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("latent").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "run `latent preprocess` first" in runs[0].data.tags["latent.error"]
