@@ -93,6 +93,14 @@ def test_run_tracks_epochs_and_a_model_that_encodes_like_the_table(cli_run):
 
     table_path = train_run.data.tags["latent.latent_table"]
     table = read_table_info(table_path)
+    part = next(Path(table_path).glob("split=test/*.parquet"))
+    schema = pq.read_schema(part)
+    assert schema.names == ["id", "label", "z_mean", "z_logvar", "recon_error"]
+    assert str(schema.field("z_mean").type) == "fixed_size_list<element: float>[8]"
+    meta = {k.decode(): v.decode() for k, v in schema.metadata.items()}
+    assert meta["latent.mlflow_run_id"] == train_run.info.run_id
+    assert meta["latent.model_uri"] == train_run.data.tags["latent.model_uri"]
+    assert meta["latent.latent_dim"] == "8" and meta["latent.schema_version"] == "1"
     codes = load_latent_arrays(table_path)
     assert len(codes["id"]) == 1797 and table.latent_dim == 8
     ids, x, _ = load_dataset_arrays(table.info["dataset"]["path"])
@@ -142,3 +150,44 @@ def test_stage_without_inputs_says_what_to_run_first(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     proc = latent_cmd("run", "--set", "train.epochs=ten", "--debug", cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_ui_serves_the_workspace_store_on_loopback(cli_run):
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    cwd, _ = cli_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
+    server = subprocess.Popen(
+        [*command, "ui", "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=latent"
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    body = json.load(response)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(1)
+        assert body["experiment"]["name"] == "latent"
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=False)
+        if listening.returncode == 0 and listening.stdout.strip():
+            assert all("127.0.0.1" in line for line in listening.stdout.splitlines()), listening.stdout
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
