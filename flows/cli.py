@@ -98,7 +98,7 @@ def _summary(result: dict[str, Any]) -> None:
     table = Table(title="latent: stages")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
-    table.add_column("output")
+    table.add_column("output", overflow="fold")
     for stage, seconds in result["durations"].items():
         info = result["stages"][stage]
         shown = next(
@@ -110,8 +110,8 @@ def _summary(result: dict[str, Any]) -> None:
     table.add_row("total", f"{result['total_seconds']:.1f}", f"MLflow run {result['pipeline_run_id']}", style="bold")
     out.print(table)
     if "report" in result["stages"]:
-        out.print(f"report: {result['stages']['report']['html_path']}")
-    out.print(f"MLflow UI: latent ui  (store {result['tracking_uri']})", highlight=False)
+        out.print(f"report: {result['stages']['report']['html_path']}", soft_wrap=True, highlight=False)
+    out.print(f"MLflow UI: latent ui  (store {result['tracking_uri']})", soft_wrap=True, highlight=False)
 
 
 def _execute(stages: list[str], config: Path | None, sets: list[str] | None, debug: bool, **kwargs: Any) -> None:
