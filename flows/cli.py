@@ -190,6 +190,112 @@ def report(
     _execute(["report"], config, set_, debug, table_path=table)
 
 
+def _show(result: Any, title: str, limit: int) -> None:
+    """An Arrow table in the terminal: the first `limit` rows, floats rounded, vectors abbreviated."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        if isinstance(value, list):
+            shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in value[:4])
+            return f"[{shown}{', …' if len(value) > 4 else ''}]"
+        return "" if value is None else str(value)
+
+    table = Table(title=title)
+    for name in result.column_names:
+        table.add_column(name, overflow="fold")
+    for row in result.slice(0, limit).to_pylist():
+        table.add_row(*(cell(row[name]) for name in result.column_names))
+    out.print(table)
+    if result.num_rows > limit:
+        out.print(f"{result.num_rows} rows; showing the first {limit} (use --limit or --out for all)")
+
+
+def _workspace(config: Path | None, sets: list[str] | None):
+    from latent.workspace import Workspace
+
+    return Workspace.at(_load(config, sets).workspace)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="One read-only SQL statement (DuckDB dialect).")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the result to a .csv or .parquet file.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show in the terminal.")] = 50,
+) -> None:
+    """SQL over the latent tables: a view per table, `latents` (the newest) and `catalog`. Read-only."""
+    _quiet_environment(debug)
+    try:
+        from latent.query import run_query, write_result
+
+        result = run_query(_workspace(config, set_), sql)
+        if out_file is not None:
+            write_result(result, out_file)
+            out.print(f"{result.num_rows} rows written to {out_file}", highlight=False)
+            return
+    except Exception as exc:
+        _fail(exc, debug)
+        return
+    _show(result, "query", limit)
+
+
+@app.command()
+def neighbors(
+    row_id: Annotated[str, typer.Argument(metavar="ID", help="The id of a row in the latent table.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+    k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 10,
+    metric: Annotated[str, typer.Option(help="cosine or l2.")] = "cosine",
+    table: Annotated[str | None, typer.Option(help="Latent table directory; default: the newest.")] = None,
+) -> None:
+    """The rows nearest to ID in latent space (z_mean), with their labels."""
+    _quiet_environment(debug)
+    try:
+        from latent.query import neighbors as find_neighbors
+
+        result = find_neighbors(_workspace(config, set_), row_id, k, metric, table)
+    except Exception as exc:
+        _fail(exc, debug)
+        return
+    _show(result, f"{k} nearest to {row_id} ({metric})", k)
+
+
+@app.command()
+def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+    """The catalog: every latent table in the workspace with its provenance, newest first."""
+    _quiet_environment(debug)
+    try:
+        from latent.query import view_name
+        from latent.tables import list_tables, read_catalog
+
+        workspace = _workspace(config, set_)
+        catalog = read_catalog(workspace)
+        views = {str(t.path): view_name(t) for t in list_tables(workspace)}
+    except Exception as exc:
+        _fail(exc, debug)
+        return
+    if catalog.num_rows == 0:
+        out.print("no latent tables yet; run `latent run`")
+        return
+    for i, row in enumerate(catalog.to_pylist()):
+        view = views.get(row["table_path"], "")
+        newest = "  [dim](latents)[/]" if i == 0 else ""
+        out.print(
+            f"[bold]{view}[/]{newest}  {row['rows']} rows, k={row['latent_dim']}, created {row['created_at']}",
+            soft_wrap=True,
+        )
+        out.print(
+            f"  model    {row['model_uri']}  (training run {row['mlflow_run_id']})", highlight=False, soft_wrap=True
+        )
+        out.print(f"  dataset  {row['dataset_version']}  (content {row['dataset_content_hash'][:16]})", highlight=False)
+        out.print(f"  path     {row['table_path']}", highlight=False, soft_wrap=True)
+    out.print('all columns: latent query "SELECT * FROM catalog"', highlight=False)
+
+
 @app.command()
 def ui(
     config: ConfigOpt = None,

@@ -82,7 +82,8 @@ class TrainConfig(StrictModel):
 
 
 class EncodeConfig(StrictModel):
-    batch_size: int = Field(default=1024, gt=0)
+    batch_size: int = Field(default=4096, gt=0)
+    engine: Literal["local", "dask"] = "local"
 
 
 class ReportConfig(StrictModel):

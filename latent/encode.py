@@ -1,23 +1,34 @@
-"""Encode: stream every row of a dataset table through a model into a latent table, published atomically."""
+"""Encode: stream every row of a dataset table through a model into a latent table, published atomically.
+
+Locally, reading, the forward pass and writing run as a three-stage pipeline (two threads beside the caller,
+bounded queues), so memory stays flat whatever the dataset's size. With `encode.engine: dask`, each dataset shard
+is encoded on a Dask worker, which loads the model from its MLflow URI once per process.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import queue
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 import latent
-from latent.config import EncodeConfig
+from latent.config import DaskConfig, EncodeConfig
 from latent.data.arrow import arrow_to_vectors
-from latent.data.dataset import iter_dataset_batches, read_dataset_info
+from latent.data.dataset import extra_fields, iter_dataset_batches, read_dataset_info, shard_files
 from latent.errors import DataError
 from latent.models.io import load_logged_model
 from latent.progress import reporter
-from latent.tables import SCHEMA_VERSION, TABLE_JSON, LatentTableWriter
+from latent.tables import SCHEMA_VERSION, TABLE_JSON, LatentTableWriter, now_utc, refresh_catalog
 from latent.tracking import Tracking, link_table_to_run, stage_run, tag
 from latent.workspace import Workspace, atomic_write_text, publish_dir
 
@@ -32,14 +43,147 @@ class EncodeResult:
     reused: bool
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def encode_array(model: torch.nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(z_mean, z_logvar, recon_error) for a batch: deterministic (posterior mean, decoded mean)."""
     xt = torch.from_numpy(x)
     mean, logvar = model.encode(xt)
-    recon = model.decode(mean)
-    err = ((recon - xt) ** 2).mean(-1)
+    err = ((model.decode(mean) - xt) ** 2).mean(-1)
     return mean.numpy(), logvar.numpy(), err.numpy()
+
+
+_DONE = object()
+
+
+def _pipelined(source: Iterator, compute: Callable, sink: Callable, depth: int = 2) -> None:
+    """Run source -> compute -> sink with source and sink on their own threads and bounded queues between."""
+    inbox: queue.Queue = queue.Queue(depth)
+    outbox: queue.Queue = queue.Queue(depth)
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def put(q: queue.Queue, item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in source:
+                if not put(inbox, item):
+                    return
+        except BaseException as exc:
+            failure.append(exc)
+            stop.set()
+        finally:
+            put(inbox, _DONE)
+
+    def write() -> None:
+        try:
+            while True:
+                item = outbox.get()
+                if item is _DONE:
+                    return
+                sink(*item)
+        except BaseException as exc:
+            failure.append(exc)
+            stop.set()
+            while outbox.get() is not _DONE:  # drain so the producer never blocks
+                pass
+
+    reader = threading.Thread(target=read, name="latent-encode-read", daemon=True)
+    writer = threading.Thread(target=write, name="latent-encode-write", daemon=True)
+    reader.start()
+    writer.start()
+    try:
+        while not stop.is_set():
+            item = inbox.get()
+            if item is _DONE:
+                break
+            outbox.put((item, compute(item)))
+    except BaseException as exc:
+        failure.append(exc)
+        stop.set()
+    finally:
+        outbox.put(_DONE)
+        writer.join()
+        stop.set()
+        reader.join()
+    if failure:
+        raise failure[0]
+
+
+def _write_batch(writer: LatentTableWriter, batch: pa.RecordBatch, out: tuple) -> None:
+    z_mean, z_logvar, err = out
+    splits = batch.column("split")
+    extra_names = writer.extra_names
+    for split in pc.unique(splits).to_pylist():
+        mask = pc.equal(splits, split)
+        sel = mask.to_numpy(zero_copy_only=False)
+        part = batch.filter(mask)
+        writer.write(
+            split,
+            part.column("id"),
+            part.column("label"),
+            z_mean[sel],
+            z_logvar[sel],
+            err[sel],
+            {name: part.column(name) for name in extra_names},
+        )
+
+
+def _encode_files(
+    model: torch.nn.Module,
+    files: list[Path],
+    out_dir: Path,
+    part: int,
+    batch_size: int,
+    metadata: dict[str, str],
+    extra: list[pa.Field],
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    writer = LatentTableWriter(out_dir, model.config.latent_dim, metadata, extra, part=part)
+
+    def compute(batch: pa.RecordBatch) -> tuple:
+        out = encode_array(model, arrow_to_vectors(batch.column("x")))
+        if on_batch is not None:
+            on_batch(batch.num_rows)
+        return out
+
+    try:
+        _pipelined(
+            iter_dataset_batches(files[0].parent, batch_size, files),
+            compute,
+            lambda batch, out: _write_batch(writer, batch, out),
+        )
+    finally:
+        writer.close()
+    return dict(writer.rows)
+
+
+@functools.lru_cache(maxsize=4)
+def _worker_model(model_uri: str, tracking_uri: str | None) -> torch.nn.Module:
+    torch.set_num_threads(1)  # one Dask worker thread per core; do not oversubscribe
+    return load_logged_model(model_uri, tracking_uri)
+
+
+def encode_shard(
+    shard: str,
+    model_uri: str,
+    tracking_uri: str | None,
+    out_dir: str,
+    part: int,
+    batch_size: int,
+    metadata: dict[str, str],
+    extra: list[pa.Field],
+) -> dict[str, int]:
+    """One Dask task: encode one dataset shard into `split=*/part-<part>.parquet` files under out_dir."""
+    model = _worker_model(model_uri, tracking_uri)
+    return _encode_files(model, [Path(shard)], Path(out_dir), part, batch_size, metadata, extra)
 
 
 def encode(
@@ -51,8 +195,10 @@ def encode(
     tracking: Tracking | None,
     source_run_id: str | None = None,
     replace: bool = False,
+    dask_cfg: DaskConfig | None = None,
 ) -> EncodeResult:
-    """Write `latents/<dataset-version>/<model-version>/`; an existing complete table is reused unless replace."""
+    """Write `latents/<dataset-version>/<model-version>/`; an existing complete table is reused unless replace,
+    in which case the new version takes its place in one atomic exchange."""
     info = read_dataset_info(dataset_path)
     final = workspace.latent_dir(info.version, model_version)
     stage_tags = {
@@ -66,12 +212,14 @@ def encode(
             run.set_tags({tag("table_path"): str(final), tag("reused"): "true"})
             return EncodeResult(str(final), meta["rows"], meta["rows_per_split"], run.run_id, 0.0, True)
 
-        model = load_logged_model(model_uri, tracking.uri if tracking else None)
+        tracking_uri = tracking.uri if tracking else None
+        model = load_logged_model(model_uri, tracking_uri)
         if model.config.input_dim != info.feature_dim:
             raise DataError(
                 f"model {model_uri} expects inputs of {model.config.input_dim} features but dataset "
                 f"{info.path} has {info.feature_dim}"
             )
+        created_at = now_utc()
         metadata = {
             "latent.mlflow_run_id": source_run_id or "",
             "latent.model_uri": model_uri,
@@ -79,56 +227,74 @@ def encode(
             "latent.dataset_version": info.version,
             "latent.dataset_content_hash": info.content_hash,
             "latent.latent_dim": str(model.config.latent_dim),
-            "latent.created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "latent.created_at": created_at,
             "latent.package_version": latent.__version__,
         }
+        extra = extra_fields(info.path)
+        shards = shard_files(info.path)
         progress = reporter()
         progress.start("encode", "encode", info.rows)
         started = time.perf_counter()
         try:
             with publish_dir(final, replace=True) as staging:
-                writer = LatentTableWriter(staging, model.config.latent_dim, metadata)
-                try:
-                    for batch in iter_dataset_batches(info.path, cfg.batch_size):
-                        x = arrow_to_vectors(batch.column("x"))
-                        z_mean, z_logvar, err = encode_array(model, x)
-                        ids = batch.column("id").to_pylist()
-                        splits = np.asarray(batch.column("split").to_pylist(), dtype=object)
-                        labels = batch.column("label").to_numpy(zero_copy_only=False)
-                        for split in np.unique(splits):
-                            sel = splits == split
-                            writer.write(
-                                str(split),
-                                [i for i, keep in zip(ids, sel, strict=True) if keep],
-                                labels[sel],
-                                z_mean[sel],
-                                z_logvar[sel],
-                                err[sel],
+                if cfg.engine == "dask":
+                    from latent.parallel import dask_client
+
+                    with dask_client(dask_cfg or DaskConfig()) as client:
+                        futures = [
+                            client.submit(
+                                encode_shard,
+                                str(f),
+                                model_uri,
+                                tracking_uri,
+                                str(staging),
+                                i,
+                                cfg.batch_size,
+                                metadata,
+                                extra,
+                                pure=False,
                             )
-                        progress.advance("encode", len(ids))
-                finally:
-                    writer.close()
-                rows = sum(writer.rows.values())
+                            for i, f in enumerate(shards)
+                        ]
+                        counts: dict[str, int] = {}
+                        for future in futures:
+                            for split, n in future.result().items():
+                                counts[split] = counts.get(split, 0) + n
+                            progress.advance("encode", sum(future.result().values()))
+                else:
+                    counts = _encode_files(
+                        model,
+                        shards,
+                        staging,
+                        0,
+                        cfg.batch_size,
+                        metadata,
+                        extra,
+                        on_batch=lambda n: progress.advance("encode", n),
+                    )
+                rows = sum(counts.values())
                 if rows != info.rows:
                     raise DataError(f"{info.path}: encoded {rows} rows but the manifest lists {info.rows}")
                 description = {
                     "schema_version": SCHEMA_VERSION,
                     "rows": rows,
-                    "rows_per_split": dict(sorted(writer.rows.items())),
+                    "rows_per_split": dict(sorted(counts.items())),
                     "latent_dim": model.config.latent_dim,
+                    "columns": [f.name for f in extra],
                     "model": {"uri": model_uri, "version": model_version, "name": model.registry_name},
                     "mlflow_run_id": source_run_id,
-                    "encode_run_id": run.run_id,
+                    "encode_run_id": run.run_id if run.enabled else None,
                     "dataset": {"version": info.version, "content_hash": info.content_hash, "path": str(info.path)},
-                    "created_at": metadata["latent.created_at"],
+                    "created_at": created_at,
                     "package_version": latent.__version__,
                 }
                 atomic_write_text(staging / TABLE_JSON, json.dumps(description, indent=2))
         finally:
             progress.finish("encode")
         elapsed = time.perf_counter() - started
+        refresh_catalog(workspace)
         rate = rows / elapsed if elapsed > 0 else float("nan")
-        run.log_params({"batch_size": cfg.batch_size, "latent_dim": model.config.latent_dim})
+        run.log_params({"batch_size": cfg.batch_size, "latent_dim": model.config.latent_dim, "engine": cfg.engine})
         run.log_metrics({"rows": rows, "rows_per_second": rate})
         run.set_tags({tag("table_path"): str(final), tag("reused"): "false"})
         if source_run_id and tracking is not None:

@@ -1,90 +1,133 @@
-"""Latent tables: the Parquet layout analysts read, its writer and its reader.
+"""Latent tables: the Parquet layout analysts read, its writer, its readers and the catalog of tables.
 
-Layout: `latents/<dataset-version>/<model-version>/split=<split>/part-00000.parquet` (Hive-partitioned, so
-`split` comes from the directory name) plus `_table.json` with the provenance. Columns: `id`, `label`, `z_mean`
-and `z_logvar` as fixed_size_list<float32>[k], `recon_error`. Provenance is also in each file's key-value
-metadata under the `latent.` prefix.
+Layout: `latents/<dataset-version>/<model-version>/split=<split>/part-<n>.parquet` (Hive-partitioned, so `split`
+comes from the directory name) plus `_table.json` with the provenance (the leading underscore makes Parquet readers
+skip it). Columns: `id`, `label`, any ground-truth factor columns of the dataset, `z_mean` and `z_logvar` as
+fixed_size_list<float32>[k], `recon_error`. Provenance is also in each file's key-value metadata under `latent.`.
+The catalog is `catalog.parquet` at the workspace root: one row per table, rebuilt from the tables' `_table.json`
+files after every publish (under a lock), so it can always be regenerated from what is on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from latent.data.arrow import arrow_to_vectors, vectors_to_arrow
 from latent.errors import DataError
-from latent.workspace import is_temporary
+from latent.workspace import Workspace, atomic_write_bytes, is_temporary
 
 SCHEMA_VERSION = 1
-TABLE_JSON = "_table.json"  # leading underscore: Parquet readers skip it when listing the directory
+TABLE_JSON = "_table.json"
+CATALOG = "catalog.parquet"
+ROW_GROUP_ROWS = 65536
+BASE_COLUMNS = ("id", "label")
+VECTOR_COLUMNS = ("z_mean", "z_logvar", "recon_error")
 
 
-def latent_schema(latent_dim: int, metadata: dict[str, str] | None = None) -> pa.Schema:
-    schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("label", pa.int64()),
-            ("z_mean", pa.list_(pa.float32(), latent_dim)),
-            ("z_logvar", pa.list_(pa.float32(), latent_dim)),
-            ("recon_error", pa.float32()),
-        ]
-    )
+def latent_schema(
+    latent_dim: int, metadata: dict[str, str] | None = None, extra: list[pa.Field] | None = None
+) -> pa.Schema:
+    fields = [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("label", pa.int64()),
+        *(extra or []),
+        pa.field("z_mean", pa.list_(pa.float32(), latent_dim)),
+        pa.field("z_logvar", pa.list_(pa.float32(), latent_dim)),
+        pa.field("recon_error", pa.float32()),
+    ]
     meta = {"latent.schema_version": str(SCHEMA_VERSION), **(metadata or {})}
-    return schema.with_metadata({k: str(v) for k, v in meta.items()})
+    return pa.schema(fields).with_metadata({k: str(v) for k, v in meta.items()})
 
 
 class LatentTableWriter:
-    """Streams batches into one Parquet file per split (zstd; no dictionary for float columns)."""
+    """Streams batches into Parquet files per split: zstd, no dictionary for float columns, large row groups.
 
-    def __init__(self, directory: Path, latent_dim: int, metadata: dict[str, str]) -> None:
+    Batches are buffered per split up to `row_group_rows`, so memory stays bounded whatever the table's size.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        latent_dim: int,
+        metadata: dict[str, str],
+        extra: list[pa.Field] | None = None,
+        part: int = 0,
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ) -> None:
         self.directory = directory
-        self.schema = latent_schema(latent_dim, metadata)
+        self.schema = latent_schema(latent_dim, metadata, extra)
+        self.extra_names = [f.name for f in extra or []]
+        self.part = part
+        self.row_group_rows = row_group_rows
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._pending: dict[str, list[pa.RecordBatch]] = {}
         self.rows: dict[str, int] = {}
 
     def write(
         self,
         split: str,
-        ids: list[str],
-        labels: np.ndarray,
+        ids: pa.Array,
+        labels: pa.Array,
         z_mean: np.ndarray,
         z_logvar: np.ndarray,
         recon_error: np.ndarray,
+        extra: dict[str, pa.Array] | None = None,
     ) -> None:
-        if split not in self._writers:
-            part = self.directory / f"split={split}"
-            part.mkdir(parents=True, exist_ok=True)
-            self._writers[split] = pq.ParquetWriter(
-                part / "part-00000.parquet",
-                self.schema,
-                compression="zstd",
-                use_dictionary=["id"],
-                write_statistics=["id", "label", "recon_error"],
-            )
-            self.rows[split] = 0
         batch = pa.record_batch(
             [
-                pa.array(ids, pa.string()),
-                pa.array(labels, pa.int64()),
+                ids,
+                labels.cast(pa.int64()),
+                *((extra or {})[name] for name in self.extra_names),
                 vectors_to_arrow(z_mean.astype(np.float32, copy=False)),
                 vectors_to_arrow(z_logvar.astype(np.float32, copy=False)),
                 pa.array(recon_error.astype(np.float32, copy=False)),
             ],
             schema=self.schema,
         )
-        self._writers[split].write_batch(batch)
-        self.rows[split] += len(ids)
+        pending = self._pending.setdefault(split, [])
+        pending.append(batch)
+        self.rows[split] = self.rows.get(split, 0) + batch.num_rows
+        if sum(b.num_rows for b in pending) >= self.row_group_rows:
+            self._flush(split)
+
+    def _flush(self, split: str) -> None:
+        pending = self._pending.pop(split, [])
+        if not pending:
+            return
+        if split not in self._writers:
+            part_dir = self.directory / f"split={split}"
+            part_dir.mkdir(parents=True, exist_ok=True)
+            self._writers[split] = pq.ParquetWriter(
+                part_dir / f"part-{self.part:05d}.parquet",
+                self.schema,
+                compression="zstd",
+                use_dictionary=["id", *self.extra_names],
+                write_statistics=["id", "label", "recon_error", *self.extra_names],
+            )
+        self._writers[split].write_table(pa.Table.from_batches(pending, self.schema), self.row_group_rows)
 
     def close(self) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
+        try:
+            for split in list(self._pending):
+                self._flush(split)
+        finally:
+            for writer in self._writers.values():
+                writer.close()
+            self._writers.clear()
 
 
 @dataclass(frozen=True)
@@ -108,23 +151,78 @@ def read_table_info(path: str | Path) -> LatentTable:
         raise DataError(f"{meta_path}: malformed table description ({exc})") from None
 
 
+def _table_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.glob("split=*/*.parquet") if not is_temporary(p.parent))
+
+
 def open_latent_dataset(path: str | Path) -> ds.Dataset:
-    """The latent table as a pyarrow dataset (with `split` from the partition directories)."""
+    """The latent table as a lazy pyarrow dataset (with `split` from the partition directories).
+
+    Lazy: files are opened as they are scanned. For a consistent snapshot while the table may be replaced, use
+    `read_latent_table` or `load_latent_arrays`.
+    """
     table = read_table_info(path)
-    files = sorted(str(p) for p in table.path.glob("split=*/*.parquet") if not is_temporary(p.parent))
+    files = [str(p) for p in _table_files(table.path)]
     return ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(table.path))
 
 
+def _read_snapshot(path: Path, columns: list[str] | None) -> tuple[dict, pa.Table]:
+    """Read one published version whole: the directory is opened once and every file through it, so a table
+    replaced meanwhile is seen entirely old or entirely new. Retries if the old version vanished mid-open."""
+    for _ in range(10):
+        handles: list[io.BufferedReader] = []
+        try:
+            dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            raise DataError(f"{path}: not a latent table (no such directory); run `latent encode` first") from None
+        try:
+            with os.fdopen(os.open(TABLE_JSON, os.O_RDONLY, dir_fd=dir_fd)) as fh:
+                info = json.load(fh)
+            parts: list[tuple[str, io.BufferedReader]] = []
+            for entry in sorted(os.listdir(dir_fd)):
+                if not entry.startswith("split="):
+                    continue
+                sub_fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
+                try:
+                    for name in sorted(n for n in os.listdir(sub_fd) if n.endswith(".parquet")):
+                        handle = os.fdopen(os.open(name, os.O_RDONLY, dir_fd=sub_fd), "rb")
+                        handles.append(handle)
+                        parts.append((entry.removeprefix("split="), handle))
+                finally:
+                    os.close(sub_fd)
+        except FileNotFoundError:
+            for handle in handles:
+                handle.close()
+            continue
+        except ValueError as exc:
+            raise DataError(f"{path}/{TABLE_JSON}: malformed table description ({exc})") from None
+        finally:
+            os.close(dir_fd)
+        try:
+            tables = []
+            for split, handle in parts:
+                t = pq.read_table(handle, columns=[c for c in columns if c != "split"] if columns else None)
+                tables.append(t.append_column("split", pa.array([split] * t.num_rows, pa.string())))
+        finally:
+            for handle in handles:
+                handle.close()
+        if not tables:
+            raise DataError(f"{path}: the latent table has no data files")
+        return info, pa.concat_tables(tables)
+    raise DataError(f"{path}: the table kept changing while being read")
+
+
 def read_latent_table(path: str | Path, columns: list[str] | None = None):
-    """The latent table as a pandas DataFrame (vectors as NumPy arrays per row)."""
-    return open_latent_dataset(path).to_table(columns=columns).to_pandas()
+    """The latent table as a pandas DataFrame (vectors as NumPy arrays per row), one consistent version."""
+    return _read_snapshot(Path(path), columns)[1].to_pandas()
 
 
 def load_latent_arrays(path: str | Path, splits: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """ids, split, label, z_mean (n, k), z_logvar (n, k), recon_error as arrays, ordered by id."""
-    dataset = open_latent_dataset(path)
-    flt = ds.field("split").isin(list(splits)) if splits else None
-    table = dataset.to_table(filter=flt).sort_by("id")
+    _, table = _read_snapshot(Path(path), None)
+    if splits:
+        table = table.filter(pc.is_in(table.column("split"), pa.array(list(splits))))
+    table = table.sort_by("id")
     return {
         "id": np.asarray(table.column("id").to_pylist(), dtype=object),
         "split": np.asarray(table.column("split").to_pylist(), dtype=object),
@@ -133,3 +231,98 @@ def load_latent_arrays(path: str | Path, splits: tuple[str, ...] | None = None) 
         "z_logvar": arrow_to_vectors(table.column("z_logvar")),
         "recon_error": table.column("recon_error").to_numpy(zero_copy_only=False),
     }
+
+
+# ---- the catalog -------------------------------------------------------------------------------------------
+
+CATALOG_SCHEMA = pa.schema(
+    [
+        ("table_path", pa.string()),
+        ("dataset_version", pa.string()),
+        ("model_version", pa.string()),
+        ("model_uri", pa.string()),
+        ("model_name", pa.string()),
+        ("mlflow_run_id", pa.string()),
+        ("encode_run_id", pa.string()),
+        ("dataset_content_hash", pa.string()),
+        ("latent_dim", pa.int32()),
+        ("rows", pa.int64()),
+        ("created_at", pa.string()),
+        ("package_version", pa.string()),
+    ]
+)
+
+
+def list_tables(workspace: Workspace) -> list[LatentTable]:
+    """Every published latent table in the workspace, newest first."""
+    found = []
+    for meta in (workspace.root / "latents").glob(f"*/*/{TABLE_JSON}"):
+        if is_temporary(meta.parent) or is_temporary(meta.parent.parent):
+            continue
+        with contextlib.suppress(DataError):
+            found.append(read_table_info(meta.parent))
+    return sorted(found, key=lambda t: (t.info.get("created_at", ""), str(t.path)), reverse=True)
+
+
+def latest_table(workspace: Workspace) -> LatentTable:
+    tables = list_tables(workspace)
+    if not tables:
+        raise DataError(f"{workspace.root}: no latent tables yet; run `latent run` or `latent encode` first")
+    return tables[0]
+
+
+def _catalog_rows(tables: list[LatentTable]) -> pa.Table:
+    rows = []
+    for t in tables:
+        i = t.info
+        rows.append(
+            {
+                "table_path": str(t.path),
+                "dataset_version": i["dataset"]["version"],
+                "model_version": i["model"]["version"],
+                "model_uri": i["model"]["uri"],
+                "model_name": i["model"].get("name"),
+                "mlflow_run_id": i.get("mlflow_run_id"),
+                "encode_run_id": i.get("encode_run_id"),
+                "dataset_content_hash": i["dataset"].get("content_hash"),
+                "latent_dim": int(i["latent_dim"]),
+                "rows": int(i["rows"]),
+                "created_at": i.get("created_at"),
+                "package_version": i.get("package_version"),
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)
+
+
+@contextlib.contextmanager
+def _catalog_lock(workspace: Workspace) -> Iterator[None]:
+    with open(workspace.root / ".catalog.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def refresh_catalog(workspace: Workspace) -> Path:
+    """Rebuild `catalog.parquet` from the published tables (atomically, one writer at a time)."""
+    with _catalog_lock(workspace):
+        sink = pa.BufferOutputStream()
+        pq.write_table(_catalog_rows(list_tables(workspace)), sink, compression="zstd")
+        path = workspace.root / CATALOG
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        return path
+
+
+def read_catalog(workspace: Workspace) -> pa.Table:
+    """The catalog, rebuilt first if a table was published without it (e.g. by an interrupted run)."""
+    path = workspace.root / CATALOG
+    tables = list_tables(workspace)
+    if not path.is_file() or pq.read_metadata(path).num_rows != len(tables):
+        refresh_catalog(workspace)
+    return pq.read_table(path)
+
+
+def now_utc() -> str:
+    """ISO 8601 in UTC with microseconds, so tables made within a second still order by creation."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -66,7 +66,17 @@ def encode_task(
     model_version: str,
     source_run_id: str | None,
 ) -> dict[str, Any]:
-    return _timed(encode, dataset_path, model_uri, model_version, cfg.encode, workspace, tracking, source_run_id)
+    return _timed(
+        encode,
+        dataset_path,
+        model_uri,
+        model_version,
+        cfg.encode,
+        workspace,
+        tracking,
+        source_run_id,
+        dask_cfg=cfg.dask,
+    )
 
 
 @task(name="report", **_COMMON)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from latent.data.arrow import arrow_to_vectors
 from latent.errors import DataError
@@ -61,6 +62,23 @@ def load_dataset_arrays(
     return ids, arrow_to_vectors(table.column("x")), labels
 
 
-def iter_dataset_batches(path: str | Path, batch_size: int) -> Iterator:
-    """Stream record batches (id, split, label, x) of at most batch_size rows, with bounded memory."""
-    yield from _dataset(Path(path)).to_batches(columns=["id", "split", "label", "x"], batch_size=batch_size)
+DATASET_COLUMNS = ("id", "split", "label", "x")
+
+
+def shard_files(path: str | Path) -> list[Path]:
+    return sorted(Path(path).glob("part-*.parquet"))
+
+
+def extra_fields(path: str | Path) -> list:
+    """Columns a dataset carries beyond id/split/label/x (e.g. ground-truth factors), passed on to latent tables."""
+    files = shard_files(path)
+    if not files:
+        return []
+    return [f for f in pq.read_schema(files[0]) if f.name not in DATASET_COLUMNS]
+
+
+def iter_dataset_batches(path: str | Path, batch_size: int, files: list[Path] | None = None) -> Iterator:
+    """Stream record batches of at most batch_size rows, reading ahead one file and one batch (bounded memory)."""
+    files = files if files is not None else shard_files(path)
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    yield from dataset.to_batches(batch_size=batch_size, batch_readahead=1, fragment_readahead=1)

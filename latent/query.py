@@ -1,0 +1,157 @@
+"""Read-only SQL over the workspace's latent tables with DuckDB, and nearest-neighbour search in latent space.
+
+Each table is a view named `t_<dataset-version 8>_<model-version 8>`; `latents` is the newest table and `catalog`
+the catalog. Vectors are `FLOAT[k]` arrays, so DuckDB's array functions (`array_cosine_similarity`,
+`array_distance`, ...) apply directly. The connection can read the workspace and nothing else, and only SELECT
+(or EXPLAIN) statements run.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from latent.errors import LatentError
+from latent.tables import CATALOG, LatentTable, list_tables, read_catalog, read_table_info
+from latent.workspace import Workspace, atomic_write_bytes
+
+READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def view_name(table: LatentTable) -> str:
+    dataset = table.info["dataset"]["version"][:8]
+    model = str(table.info["model"]["version"]).removeprefix("m-")[:8]
+    return f"t_{dataset}_{model}".replace("-", "_")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _view_sql(table: LatentTable) -> str:
+    k = table.latent_dim
+    source = f"read_parquet({_literal(str(table.path) + '/*/*.parquet')}, hive_partitioning = true)"
+    return f"SELECT * REPLACE (z_mean::FLOAT[{k}] AS z_mean, z_logvar::FLOAT[{k}] AS z_logvar) FROM {source}"
+
+
+def connect(workspace: Workspace) -> Any:
+    """An in-memory DuckDB connection with a view per table, sandboxed to read the workspace only."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    tables = list_tables(workspace)
+    for table in tables:
+        con.execute(f"CREATE VIEW {view_name(table)} AS {_view_sql(table)}")
+    if tables:
+        con.execute(f"CREATE VIEW latents AS SELECT * FROM {view_name(tables[0])}")
+        read_catalog(workspace)
+        con.execute(f"CREATE VIEW catalog AS SELECT * FROM read_parquet({_literal(str(workspace.root / CATALOG))})")
+    root = _literal(str(workspace.root))
+    con.execute(f"SET temp_directory = {_literal(str(workspace.root / '.duckdb-tmp'))}")
+    con.execute(f"SET allowed_directories = [{root}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def _arrow(relation: Any) -> pa.Table:
+    to_table = getattr(relation, "to_arrow_table", None) or relation.arrow
+    result = to_table()
+    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+
+
+def _check_read_only(con: Any, sql: str) -> None:
+    import duckdb
+
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise LatentError(f"query: {_first_line(exc)}") from None
+    if len(statements) != 1:
+        raise LatentError(f"query: give exactly one statement, got {len(statements)}")
+    kind = str(statements[0].type).rsplit(".", 1)[-1]
+    if kind not in READ_ONLY_STATEMENTS:
+        raise LatentError(f"query: latent query is read-only; {kind} statements are refused (use SELECT)")
+
+
+def run_query(workspace: Workspace, sql: str) -> pa.Table:
+    """Run one read-only statement over the workspace's tables and return the result as an Arrow table."""
+    import duckdb
+
+    con = connect(workspace)
+    try:
+        _check_read_only(con, sql)
+        try:
+            relation = con.sql(sql)
+            return _arrow(relation) if relation is not None else pa.table({})
+        except duckdb.Error as exc:
+            raise LatentError(f"query: {_first_line(exc)}") from None
+    finally:
+        con.close()
+
+
+def neighbors(
+    workspace: Workspace, row_id: str, k: int = 10, metric: str = "cosine", table: str | Path | None = None
+) -> pa.Table:
+    """The k rows nearest to row_id in z_mean (cosine distance or Euclidean), nearest first, without row_id."""
+    import duckdb
+
+    if metric not in ("cosine", "l2"):
+        raise LatentError(f"--metric: expected cosine or l2, got {metric!r}")
+    if k <= 0:
+        raise LatentError(f"--k: expected a positive integer, got {k}")
+    con = connect(workspace)
+    try:
+        if table is not None:
+            info = read_table_info(table)
+            con_view = f"({_view_sql(info)})"
+        else:
+            if not list_tables(workspace):
+                raise LatentError(f"{workspace.root}: no latent tables yet; run `latent run` first")
+            con_view = "latents"
+        distance = "array_cosine_distance" if metric == "cosine" else "array_distance"
+        found = con.sql(f"SELECT count(*) FROM {con_view} WHERE id = ?", params=[row_id]).fetchall()[0][0]
+        if found == 0:
+            raise LatentError(f"id {row_id!r} is not in the table")
+        sql = f"""
+            WITH t AS (SELECT * FROM {con_view}), q AS (SELECT z_mean AS v FROM t WHERE id = ?)
+            SELECT t.id, t.split, t.label, {distance}(t.z_mean, q.v) AS distance
+            FROM t, q WHERE t.id <> ?
+            ORDER BY distance, t.id LIMIT ?
+        """
+        try:
+            return _arrow(con.sql(sql, params=[row_id, row_id, k]))
+        except duckdb.Error as exc:
+            raise LatentError(f"neighbors: {_first_line(exc)}") from None
+    finally:
+        con.close()
+
+
+def write_result(result: pa.Table, out: str | Path) -> Path:
+    """Write a query result as CSV or Parquet (by extension), atomically; vectors become text in CSV."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise LatentError(f"--out {out}: expected a .csv or .parquet file name")
+    sink = io.BytesIO()
+    if suffix == ".parquet":
+        pq.write_table(result, sink, compression="zstd")
+    else:
+        columns = [
+            pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())
+            if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_struct(col.type)
+            else col
+            for col in result.columns
+        ]
+        pacsv.write_csv(pa.table(columns, names=result.column_names), sink)
+    atomic_write_bytes(out, sink.getvalue())
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split("\n")[0].split())
