@@ -269,12 +269,12 @@ def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = Fals
     """The catalog: every latent table in the workspace with its provenance, newest first."""
     _quiet_environment(debug)
     try:
-        from latent.query import view_name
+        from latent.query import view_names
         from latent.tables import list_tables, read_catalog
 
         workspace = _workspace(config, set_)
         catalog = read_catalog(workspace)
-        views = {str(t.path): view_name(t) for t in list_tables(workspace)}
+        views = {str(t.path): name for name, t in view_names(list_tables(workspace)).items()}
     except Exception as exc:
         _fail(exc, debug)
         return

@@ -9,6 +9,7 @@ the catalog. Vectors are `FLOAT[k]` arrays, so DuckDB's array functions (`array_
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,19 @@ READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
 def view_name(table: LatentTable) -> str:
     dataset = table.info["dataset"]["version"][:8]
     model = str(table.info["model"]["version"]).removeprefix("m-")[:8]
-    return f"t_{dataset}_{model}".replace("-", "_")
+    return re.sub(r"\W", "_", f"t_{dataset}_{model}")
+
+
+def view_names(tables: list[LatentTable]) -> dict[str, LatentTable]:
+    """A distinct SQL view name per table, in the given order (newest first keeps the short names)."""
+    names: dict[str, LatentTable] = {}
+    for table in tables:
+        base = name = view_name(table)
+        n = 2
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names[name] = table
+    return names
 
 
 def _literal(text: str) -> str:
@@ -45,10 +58,11 @@ def connect(workspace: Workspace) -> Any:
 
     con = duckdb.connect(":memory:")
     tables = list_tables(workspace)
-    for table in tables:
-        con.execute(f"CREATE VIEW {view_name(table)} AS {_view_sql(table)}")
+    names = view_names(tables)
+    for name, table in names.items():
+        con.execute(f"CREATE VIEW {name} AS {_view_sql(table)}")
     if tables:
-        con.execute(f"CREATE VIEW latents AS SELECT * FROM {view_name(tables[0])}")
+        con.execute(f"CREATE VIEW latents AS SELECT * FROM {next(iter(names))}")
         read_catalog(workspace)
         con.execute(f"CREATE VIEW catalog AS SELECT * FROM read_parquet({_literal(str(workspace.root / CATALOG))})")
     root = _literal(str(workspace.root))

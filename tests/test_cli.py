@@ -191,3 +191,30 @@ def test_ui_serves_the_workspace_store_on_loopback(cli_run):
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def test_query_prints_results_and_writes_files(cli_run):
+    cwd, _ = cli_run
+    proc = latent_cmd("query", "SELECT label, count(*) AS n FROM latents GROUP BY label ORDER BY label", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"│ 9\s+│ 180\s+│", proc.stdout)
+    proc = latent_cmd("query", "SELECT id, z_mean FROM latents", "--out", "all.parquet", cwd=cwd)
+    assert proc.returncode == 0 and "1797 rows written" in proc.stdout
+    assert pq.read_table(cwd / "all.parquet").num_rows == 1797
+
+
+def test_query_that_writes_is_refused_in_one_line(cli_run):
+    cwd, _ = cli_run
+    line = one_line_error(latent_cmd("query", "DELETE FROM latents", cwd=cwd))
+    assert line == "error: query: latent query is read-only; DELETE statements are refused (use SELECT)"
+
+
+def test_neighbors_and_tables_commands(cli_run):
+    cwd, _ = cli_run
+    proc = latent_cmd("neighbors", "digits-00000", "--k", "5", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert len(re.findall(r"│ digits-\d{5} │", proc.stdout)) == 5
+    proc = latent_cmd("tables", cwd=cwd)
+    assert proc.returncode == 0 and "(latents)" in proc.stdout and "1797 rows, k=8" in proc.stdout
+    line = one_line_error(latent_cmd("neighbors", "digits-99999", cwd=cwd))
+    assert line == "error: id 'digits-99999' is not in the table"
