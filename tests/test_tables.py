@@ -47,7 +47,7 @@ def factor_table(tmp_path_factory):
 
 
 def test_factor_columns_pass_through_with_the_layout_and_encodings(factor_table):
-    ws, info, _, result, _, shape, scale = factor_table
+    ws, _, _, result, _, shape, scale = factor_table
     codes = read_latent_table(result.table_path)
     assert len(codes) == 3000
     assert list(codes.columns) == ["id", "label", "shape", "scale", "z_mean", "z_logvar", "recon_error", "split"]
@@ -209,7 +209,7 @@ def test_query_sees_views_with_array_vectors(factor_table):
 )
 def test_query_refuses_statements_that_write(factor_table, sql):
     ws, *_ = factor_table
-    with pytest.raises(LatentError, match="^query: "):
+    with pytest.raises(LatentError, match=r"^query: "):
         run_query(ws, sql)
 
 
@@ -229,5 +229,5 @@ def test_query_results_write_to_csv_and_parquet(factor_table, tmp_path):
     write_result(result, tmp_path / "r.csv")
     frame = pd.read_csv(tmp_path / "r.csv")
     assert list(frame["id"]) == result.column("id").to_pylist() and frame["z_mean"][0].startswith("[")
-    with pytest.raises(LatentError, match="expected a .csv or .parquet"):
+    with pytest.raises(LatentError, match=r"expected a \.csv or \.parquet"):
         write_result(result, tmp_path / "r.xlsx")
