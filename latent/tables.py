@@ -115,7 +115,7 @@ class LatentTableWriter:
                 part_dir / f"part-{self.part:05d}.parquet",
                 self.schema,
                 compression="zstd",
-                use_dictionary=["id", *self.extra_names],
+                use_dictionary=self.extra_names,  # ids are unique: a dictionary would only cost time
                 write_statistics=["id", "label", "recon_error", *self.extra_names],
             )
         self._writers[split].write_table(pa.Table.from_batches(pending, self.schema), self.row_group_rows)

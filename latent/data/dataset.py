@@ -78,10 +78,14 @@ def extra_fields(path: str | Path) -> list:
 
 
 def iter_dataset_batches(path: str | Path, batch_size: int, files: list[Path] | None = None) -> Iterator:
-    """Stream record batches of at most batch_size rows, reading ahead one file and one batch (bounded memory)."""
-    files = files if files is not None else shard_files(path)
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
-    yield from dataset.to_batches(batch_size=batch_size, batch_readahead=1, fragment_readahead=1)
+    """Stream record batches of at most batch_size rows, one shard and one row group at a time.
+
+    Memory is flat in the dataset's size (measured: peak RSS equal for 100k and 1M rows), which a multi-file
+    dataset scanner with read-ahead is not.
+    """
+    for file in files if files is not None else shard_files(path):
+        with pq.ParquetFile(file) as shard:
+            yield from shard.iter_batches(batch_size=batch_size)
 
 
 def write_dataset_table(
@@ -103,7 +107,14 @@ def write_dataset_table(
 
     from latent.config import SplitConfig, stable_hash
     from latent.data.arrow import vectors_to_arrow
-    from latent.data.preprocess import MANIFEST, SCHEMA_VERSION, SPLITS, dataset_schema, split_of
+    from latent.data.preprocess import (
+        DATASET_COMPRESSION,
+        MANIFEST,
+        SCHEMA_VERSION,
+        SPLITS,
+        dataset_schema,
+        split_of,
+    )
     from latent.workspace import atomic_write_text, publish_dir
 
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -152,8 +163,8 @@ def write_dataset_table(
             pq.write_table(
                 pa.Table.from_arrays(columns, schema=schema.with_metadata(meta)),
                 staging / part,
-                compression="zstd",
-                use_dictionary=["id", "split"],
+                compression=DATASET_COMPRESSION,
+                use_dictionary=["split"],
             )
             shards.append({"file": part, "rows": stop - start, "sha256": digests[i]})
         manifest = {

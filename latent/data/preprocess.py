@@ -23,6 +23,9 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 STATS = "stats.json"
 SPLITS = ("train", "val", "test")
+# Dataset tables are read again and again (every epoch's loader, every encoding): LZ4 decodes ~2.5x faster than
+# zstd here for float features, which rarely compress anyway. Analyst-facing latent tables use zstd.
+DATASET_COMPRESSION = "lz4"
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def _preprocess_shard(
         },
         schema=dataset_schema(x.shape[1]),
     ).replace_schema_metadata(meta)
-    pq.write_table(out, out_path, compression="zstd", use_dictionary=["id", "split"])
+    pq.write_table(out, out_path, compression=DATASET_COMPRESSION, use_dictionary=["split"])
     digest = hashlib.sha256()
     digest.update("\0".join(ids).encode())
     digest.update(x.tobytes())
