@@ -2,8 +2,10 @@
 
 Measured in one run, each repeat on a fresh workspace:
   bare   - the same library stages called directly, with no Prefect and MLflow off (tracking=None): the baseline;
-  latent - `latent run` as a user runs it (new process, Prefect ephemeral server, MLflow on SQLite).
-Prints per-stage wall time and the share of `latent run`'s wall time that is overhead over the bare baseline.
+  latent - `latent run` as a user runs it (new process, Prefect ephemeral server, MLflow on SQLite);
+  rerun  - `latent run` again on the same workspace with unchanged inputs (every stage reused).
+Prints per-stage wall time, the share of `latent run`'s wall time that is overhead over the bare baseline, and the
+rerun's wall time as a ratio of the first run's.
 
     python benchmarks/pipeline.py [--repeats 3] [--set train.epochs=100 ...]
 """
@@ -67,7 +69,7 @@ def full(workspace: Path, sets: list[str]) -> tuple[float, dict[str, float], dic
         raise SystemExit(f"latent run failed:\n{proc.stderr[-3000:]}")
     client = mlflow.MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
     exp = client.get_experiment_by_name("latent")
-    (parent,) = client.search_runs([exp.experiment_id], "tags.`latent.kind` = 'pipeline'")
+    parent = client.search_runs([exp.experiment_id], "tags.`latent.kind` = 'pipeline'")[0]  # newest first
     m = parent.data.metrics
     return wall, {s: m[f"duration_{s}_s"] for s in STAGES}, {s: m[f"work_{s}_s"] for s in STAGES}
 
@@ -79,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-    bares, walls, tasks, works = [], [], [], []
+    bares, walls, tasks, works, rerun_walls, rerun_tasks = [], [], [], [], [], []
     with tempfile.TemporaryDirectory(prefix="latent-bench-") as tmp:
         for i in range(args.repeats):
             bares.append(bare(Path(tmp) / f"bare{i}", args.sets))
@@ -87,14 +89,17 @@ def main() -> None:
             walls.append(wall)
             tasks.append(task)
             works.append(work)
+            rerun_wall, rerun_task, _ = full(Path(tmp) / f"full{i}", args.sets)
+            rerun_walls.append(rerun_wall)
+            rerun_tasks.append(rerun_task)
 
     def med(rows: list[dict[str, float]], stage: str) -> float:
         return statistics.median(r[stage] for r in rows)
 
     print(f"latent pipeline benchmark: median of {args.repeats} runs, {os.cpu_count()} CPUs")
-    print(f"{'stage':<12}{'bare (s)':>10}{'in task (s)':>13}{'task (s)':>10}")
+    print(f"{'stage':<12}{'bare (s)':>10}{'in task (s)':>13}{'task (s)':>10}{'rerun (s)':>11}")
     for s in STAGES:
-        print(f"{s:<12}{med(bares, s):>10.2f}{med(works, s):>13.2f}{med(tasks, s):>10.2f}")
+        print(f"{s:<12}{med(bares, s):>10.2f}{med(works, s):>13.2f}{med(tasks, s):>10.2f}{med(rerun_tasks, s):>11.2f}")
     bare_total = statistics.median(sum(b.values()) for b in bares)
     work_total = statistics.median(sum(w.values()) for w in works)
     task_total = statistics.median(sum(t.values()) for t in tasks)
@@ -107,6 +112,11 @@ def main() -> None:
     print(f"  process, imports, Prefect server, MLflow setup: {(wall - task_total) / wall:6.1%}")
     print(f"  total overhead (wall - bare):                   {(wall - bare_total) / wall:6.1%}")
     print(f"  real work (bare / wall):                        {bare_total / wall:6.1%}")
+    rerun = statistics.median(rerun_walls)
+    rerun_stages = statistics.median(sum(t.values()) for t in rerun_tasks)
+    print(f"rerun with unchanged inputs (all stages reused): {rerun:.2f} s wall, stages {rerun_stages:.2f} s")
+    print(f"  rerun / first run, wall time:   {rerun / wall:.2f}")
+    print(f"  rerun / first run, stages only: {rerun_stages / task_total:.2f}")
 
 
 if __name__ == "__main__":

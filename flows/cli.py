@@ -37,6 +37,7 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", help="Override a key, e.g. --set train.epochs=5 (repeatable)."),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and all library logs.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute stages even if their inputs are unchanged.")]
 
 
 class RichReporter:
@@ -114,10 +115,17 @@ def _summary(result: dict[str, Any]) -> None:
     out.print(f"MLflow UI: latent ui  (store {result['tracking_uri']})", soft_wrap=True, highlight=False)
 
 
+def _use_prefect_server(cfg: Config) -> None:
+    """orchestration.prefect_api_url (or PREFECT_API_URL) selects a Prefect server; set before Prefect loads."""
+    if cfg.orchestration.prefect_api_url:
+        os.environ["PREFECT_API_URL"] = cfg.orchestration.prefect_api_url
+
+
 def _execute(stages: list[str], config: Path | None, sets: list[str] | None, debug: bool, **kwargs: Any) -> None:
     _quiet_environment(debug)
     try:
         cfg = _load(config, sets)
+        _use_prefect_server(cfg)
         from flows.pipeline import pipeline_flow
 
         with Progress(
@@ -141,27 +149,27 @@ def _execute(stages: list[str], config: Path | None, sets: list[str] | None, deb
 
 
 @app.command()
-def run(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+def run(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False, force: ForceOpt = False) -> None:
     """Run the whole pipeline: ingest, preprocess, train, encode, report."""
-    _execute(["ingest", "preprocess", "train", "encode", "report"], config, set_, debug)
+    _execute(["ingest", "preprocess", "train", "encode", "report"], config, set_, debug, force=force)
 
 
 @app.command()
-def ingest(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+def ingest(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False, force: ForceOpt = False) -> None:
     """Read the configured source into a raw Parquet table."""
-    _execute(["ingest"], config, set_, debug)
+    _execute(["ingest"], config, set_, debug, force=force)
 
 
 @app.command()
-def preprocess(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+def preprocess(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False, force: ForceOpt = False) -> None:
     """Build the sharded, split dataset table with Dask (needs `latent ingest`)."""
-    _execute(["preprocess"], config, set_, debug)
+    _execute(["preprocess"], config, set_, debug, force=force)
 
 
 @app.command()
-def train(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+def train(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False, force: ForceOpt = False) -> None:
     """Train the configured model on the dataset table and log it to MLflow."""
-    _execute(["train"], config, set_, debug)
+    _execute(["train"], config, set_, debug, force=force)
 
 
 @app.command()
@@ -169,12 +177,13 @@ def encode(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     debug: DebugOpt = False,
+    force: ForceOpt = False,
     model_uri: Annotated[
         str | None, typer.Option(help="MLflow model URI; default: the newest model trained on this dataset.")
     ] = None,
 ) -> None:
     """Encode every row of the dataset table into a latent table."""
-    _execute(["encode"], config, set_, debug, model_uri=model_uri)
+    _execute(["encode"], config, set_, debug, model_uri=model_uri, force=force)
 
 
 @app.command()
@@ -182,12 +191,13 @@ def report(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     debug: DebugOpt = False,
+    force: ForceOpt = False,
     table: Annotated[
         str | None, typer.Option(help="Latent table directory; default: the newest table of this dataset.")
     ] = None,
 ) -> None:
     """PCA and t-SNE of the latent table, generations, and the HTML report."""
-    _execute(["report"], config, set_, debug, table_path=table)
+    _execute(["report"], config, set_, debug, table_path=table, force=force)
 
 
 def _show(result: Any, title: str, limit: int) -> None:
@@ -294,6 +304,36 @@ def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = Fals
         out.print(f"  dataset  {row['dataset_version']}  (content {row['dataset_content_hash'][:16]})", highlight=False)
         out.print(f"  path     {row['table_path']}", highlight=False, soft_wrap=True)
     out.print('all columns: latent query "SELECT * FROM catalog"', highlight=False)
+
+
+@app.command()
+def serve(
+    schedules: Annotated[Path, typer.Option(help="Deployments and their cron schedules.")] = Path(
+        "conf/schedules.yaml"
+    ),
+    debug: DebugOpt = False,
+) -> None:
+    """Serve the pipeline as Prefect deployments on the schedules in conf/schedules.yaml (until Ctrl+C)."""
+    _quiet_environment(debug)
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO"  # a long-running server should say what it runs
+    try:
+        from latent.config import load_schedules
+
+        specs = load_schedules(schedules)
+        api_urls = {load_config(d.config, d.set).orchestration.prefect_api_url for d in specs.deployments}
+        if len(api_urls - {None}) > 1:
+            raise LatentError(f"{schedules}: deployments name different Prefect servers ({sorted(api_urls - {None})})")
+        if api_urls - {None}:
+            os.environ["PREFECT_API_URL"] = next(iter(api_urls - {None}))
+        from flows.deployments import serve as serve_deployments
+
+        for d in specs.deployments:
+            out.print(f"deployment latent-pipeline/{d.name}: cron '{d.cron}' ({d.timezone})", highlight=False)
+        serve_deployments(schedules)
+    except KeyboardInterrupt:
+        return
+    except Exception as exc:
+        _fail(exc, debug)
 
 
 @app.command()

@@ -7,6 +7,7 @@ Stages hand each other paths and URIs only; a stage run alone finds its inputs t
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -14,11 +15,11 @@ from prefect.runtime import flow_run
 
 import latent
 from latent import lineage
-from latent.config import Config
+from latent.config import Config, load_config
 from latent.errors import ConfigError
-from latent.tracking import end_run, log_text_artifact, setup_tracking, start_pipeline_run, tag
+from latent.tracking import end_run, log_text_artifact, setup_tracking, source_commit, start_pipeline_run, tag
 from latent.workspace import Workspace
-from tasks.stages import encode_task, ingest_task, preprocess_task, report_task, train_task
+from tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
 
 STAGES = ("ingest", "preprocess", "train", "encode", "report")
 
@@ -36,13 +37,21 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 @flow(name="latent-pipeline", validate_parameters=False)
 def pipeline_flow(
-    config: dict[str, Any],
+    config: dict[str, Any] | None = None,
     stages: list[str] | None = None,
     model_uri: str | None = None,
     table_path: str | None = None,
+    force: bool = False,
+    config_file: str | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the given stages (default: all) for a resolved config; returns paths, URIs and timings."""
-    cfg = Config.model_validate(config)
+    """Run the given stages (default: all) for a resolved config; returns paths, URIs and timings.
+
+    The config is either given resolved (`config`, as the CLI and `latent serve` do) or read when the run starts
+    from `config_file` and `overrides` (as `prefect deploy` deployments do; neither: the built-in defaults).
+    A stage whose inputs are unchanged reuses its earlier output; force recomputes every stage that runs.
+    """
+    cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
     wanted = list(stages or STAGES)
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
@@ -59,23 +68,36 @@ def pipeline_flow(
         tag("config_hash"): cfg.config_hash(),
         tag("package_version"): latent.__version__,
         tag("workspace"): str(workspace.root),
+        tag("force"): str(force).lower(),
     }
+    commit = source_commit()
+    if commit:
+        run_tags[tag("git_commit")] = commit
     name = "pipeline" if wanted == list(STAGES) else "+".join(wanted)
     parent = start_pipeline_run(base, name, run_tags, _flatten(cfg.model_dump(mode="json")))
     log_text_artifact(base, parent, cfg.to_yaml(), "config.yaml")
     tracking = base.nested_under(parent)
-    tracking.tags.update({tag("prefect_flow_run_id"): flow_run_id, tag("pipeline_run_id"): parent})
+    tracking.tags.update(
+        {
+            tag("prefect_flow_run_id"): flow_run_id,
+            tag("pipeline_run_id"): parent,
+            tag("config_hash"): run_tags[tag("config_hash")],
+            tag("package_version"): latent.__version__,
+            **({tag("git_commit"): commit} if commit else {}),
+        }
+    )
 
     results: dict[str, dict[str, Any]] = {}
     durations: dict[str, float] = {}
 
     def run_stage(stage: str, fn, *args) -> dict[str, Any]:
         t0 = time.perf_counter()
-        out = fn(*args)
+        out = configured(fn, cfg)(*args, force=force)
         durations[stage] = time.perf_counter() - t0
         results[stage] = out
         return out
 
+    dataset_path: str | None = None
     try:
         raw_path, fingerprint = lineage.raw_table_for(cfg, workspace)
         if "ingest" in wanted:
@@ -128,7 +150,11 @@ def pipeline_flow(
     metrics = {f"duration_{k}_s": v for k, v in durations.items()}
     metrics.update({f"work_{k}_s": v for k, v in work.items()})
     metrics["duration_total_s"] = total
-    end_run(base, parent, "FINISHED", metrics)
+    reused = [k for k, v in results.items() if v.get("reused")]
+    end_tags = {tag("reused_stages"): ",".join(reused)}
+    if dataset_path:
+        end_tags[tag("dataset_version")] = Path(dataset_path).name
+    end_run(base, parent, "FINISHED", metrics, end_tags)
     return {
         "pipeline_run_id": parent,
         "flow_run_id": flow_run_id,

@@ -100,6 +100,23 @@ class TrackingConfig(StrictModel):
     registered_model: str | None = "latent-digits-vae"
 
 
+class TimeoutsConfig(StrictModel):
+    """Seconds a stage may run before Prefect stops it (a hung file system or a runaway training)."""
+
+    ingest: int = Field(default=3600, gt=0)
+    preprocess: int = Field(default=4 * 3600, gt=0)
+    train: int = Field(default=24 * 3600, gt=0)
+    encode: int = Field(default=8 * 3600, gt=0)
+    report: int = Field(default=2 * 3600, gt=0)
+
+
+class OrchestrationConfig(StrictModel):
+    prefect_api_url: str | None = None
+    retries: int = Field(default=2, ge=0)
+    retry_backoff_s: float = Field(default=2.0, ge=0.0)
+    timeouts_s: TimeoutsConfig = TimeoutsConfig()
+
+
 class Config(StrictModel):
     workspace: str = "./workspace"
     dataset: DatasetConfig = DatasetConfig()
@@ -110,6 +127,7 @@ class Config(StrictModel):
     encode: EncodeConfig = EncodeConfig()
     report: ReportConfig = ReportConfig()
     tracking: TrackingConfig = TrackingConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     def config_hash(self) -> str:
         """Hash of the fully resolved config; logged as a tag so runs of one config can be found."""
@@ -229,3 +247,64 @@ def _allowed_keys(section: tuple[str, ...]) -> list[str]:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
+
+
+# ---- schedules: deployments that `latent serve` registers ----------------------------------------------------
+
+
+class DeploymentConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    cron: str = Field(min_length=9)
+    timezone: str = "UTC"
+    config: str | None = None  # pipeline config file, relative to the working directory; None: built-in defaults
+    set: list[str] = Field(default_factory=list)  # --set overrides applied to it
+    stages: list[Literal["ingest", "preprocess", "train", "encode", "report"]] = Field(
+        default_factory=lambda: ["ingest", "preprocess", "train", "encode", "report"], min_length=1
+    )
+    force: bool = False
+    paused: bool = False
+    description: str | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, cron: str) -> str:
+        if len(cron.split()) != 5:
+            raise ValueError(f"expected a 5-field cron expression like '0 2 * * *', got {cron!r}")
+        return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, tz: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {tz!r}") from None
+        return tz
+
+
+class SchedulesConfig(StrictModel):
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+
+
+def load_schedules(path: str | Path) -> SchedulesConfig:
+    """Read and validate a schedules file; each deployment's pipeline config is validated too."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{path}: schedules file not found")
+    try:
+        tree = yaml.safe_load(file.read_text()) or {}
+        schedules = SchedulesConfig.model_validate(tree)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({_one_line(exc)})") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path}: {key}: {err['msg'].removeprefix('Value error, ')}") from None
+    names = [d.name for d in schedules.deployments]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: deployment names must be unique, got {names}")
+    for deployment in schedules.deployments:
+        load_config(deployment.config, deployment.set)
+    return schedules

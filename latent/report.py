@@ -17,12 +17,12 @@ import torch
 
 import latent
 from latent.analysis import interpolate, pca, sample_prior, tsne
-from latent.config import ReportConfig
+from latent.config import ReportConfig, stable_hash
 from latent.data.dataset import load_dataset_arrays, read_dataset_info
 from latent.models.io import load_logged_model
 from latent.progress import reporter
 from latent.tables import load_latent_arrays, read_table_info
-from latent.tracking import Tracking, stage_run, tag
+from latent.tracking import Tracking, latest_stage_run, stage_run, tag
 from latent.workspace import Workspace, atomic_write_text, publish_dir
 
 REPORT_HTML = "report.html"
@@ -36,6 +36,7 @@ class ReportResult:
     coordinates_path: str
     run_id: str
     metrics: dict[str, float]
+    reused: bool = False
 
 
 def _figure():
@@ -129,13 +130,29 @@ def build_report(
     cfg: ReportConfig,
     workspace: Workspace,
     tracking: Tracking | None,
+    reuse: bool = False,
 ) -> ReportResult:
+    """Build the report; with reuse, a finished report of the same table, model and report config is returned."""
     table = read_table_info(table_path)
     dataset = read_dataset_info(dataset_path)
+    key = stable_hash({"table": str(table.path), "model": model_uri, "report": cfg.model_dump(mode="json")})
+    if reuse and tracking is not None:
+        cached = latest_stage_run(tracking, "report", report_key=key)
+        report_dir = Path(cached.data.tags.get(tag("report_dir"), "")) if cached else None
+        if cached is not None and report_dir and (report_dir / REPORT_HTML).is_file():
+            return ReportResult(
+                str(report_dir),
+                str(report_dir / REPORT_HTML),
+                str(report_dir / COORDINATES),
+                cached.info.run_id,
+                dict(cached.data.metrics),
+                reused=True,
+            )
     stage_tags = {
         tag("table_path"): str(table.path),
         tag("dataset_version"): dataset.version,
         tag("model_uri"): model_uri,
+        tag("report_key"): key,
     }
     with stage_run(tracking, "report", stage_tags) as run:
         run_id = run.run_id

@@ -186,6 +186,21 @@ def latest_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
     return runs[0] if runs else None
 
 
+def source_commit() -> str | None:
+    """The git commit of the installed `latent` source, where it is a git checkout; None otherwise."""
+    import subprocess
+
+    source = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
+
+
 def link_table_to_run(tracking: Tracking, run_id: str, table_path: str) -> None:
     """Tag the training run with the latent table made from its model, so the MLflow UI links the two."""
     import mlflow

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latent.config import ModelConfig, TrainConfig
+from latent.config import ModelConfig, TrainConfig, stable_hash
 from latent.data.dataset import load_dataset_arrays, read_dataset_info
 from latent.errors import DataError, TrainingError
 from latent.models import LatentMeanEncoder, create_model
 from latent.models.io import save_model_files
 from latent.progress import reporter
-from latent.tracking import Tracking, stage_run, tag
+from latent.tracking import Tracking, latest_stage_run, stage_run, tag
 from latent.workspace import Workspace, atomic_write_bytes
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Var_x E[z_i | x] above this counts as active
@@ -34,6 +34,7 @@ class TrainResult:
     best_val_loss: float
     epochs: int
     samples_per_second: float
+    reused: bool = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,6 +78,35 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> dict[s
     return metrics
 
 
+def train_key(dataset_version: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
+    """What a trained model depends on: the dataset version and the model and training configs."""
+    return stable_hash(
+        {
+            "dataset": dataset_version,
+            "model": model_cfg.model_dump(mode="json"),
+            "train": train_cfg.model_dump(mode="json"),
+        }
+    )
+
+
+def _cached_training(tracking: Tracking, dataset_version: str, key: str) -> TrainResult | None:
+    run = latest_stage_run(tracking, "train", dataset_version=dataset_version, train_key=key)
+    if run is None or tag("model_uri") not in run.data.tags:
+        return None
+    tags, metrics = run.data.tags, run.data.metrics
+    return TrainResult(
+        run_id=run.info.run_id,
+        model_uri=tags[tag("model_uri")],
+        model_version=tags.get(tag("model_version"), run.info.run_id),
+        registered_version=tags.get(tag("registered_version")) or None,
+        checkpoint_dir=tags.get(tag("checkpoint_dir"), ""),
+        best_val_loss=float(metrics.get("best_val_loss", float("nan"))),
+        epochs=int(run.data.params.get("train.epochs", 0)),
+        samples_per_second=float(metrics.get("samples_per_second", float("nan"))),
+        reused=True,
+    )
+
+
 def log_encoder_model(model: torch.nn.Module, example: np.ndarray, model_dir: Path, registered_model: str | None):
     """Log the encoder (x -> z_mean) with `mlflow.pytorch.log_model` in the pt2 (torch.export) format: no pickled
     class, a signature and an input example; the full model's config and weights travel as extra files."""
@@ -105,9 +135,19 @@ def train(
     workspace: Workspace,
     tracking: Tracking | None,
     registered_model: str | None = None,
+    reuse: bool = False,
 ) -> TrainResult:
-    """Train, checkpoint every epoch (atomically), log per-epoch metrics, and log the model to MLflow."""
+    """Train, checkpoint every epoch (atomically), log per-epoch metrics, and log the model to MLflow.
+
+    With reuse, a finished training of the same model and training config on the same dataset version is
+    returned instead of training again.
+    """
     info = read_dataset_info(dataset_path)
+    key = train_key(info.version, model_cfg, train_cfg)
+    if reuse and tracking is not None:
+        cached = _cached_training(tracking, info.version, key)
+        if cached is not None:
+            return cached
     seed_everything(train_cfg.seed)
     device = resolve_device(train_cfg.device)
     _, x_train_np, _ = load_dataset_arrays(info.path, ("train",))
@@ -130,7 +170,7 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay)
     generator = torch.Generator().manual_seed(train_cfg.seed)
 
-    stage_tags = {tag("dataset_version"): info.version, tag("model_name"): model_cfg.name}
+    stage_tags = {tag("dataset_version"): info.version, tag("model_name"): model_cfg.name, tag("train_key"): key}
     with stage_run(tracking, "train", stage_tags) as run:
         run_id = run.run_id
         ckpt_dir = workspace.model_dir(run_id)
@@ -207,7 +247,12 @@ def train(
             model_uri, model_version = model_info.model_uri, model_info.model_id or run_id
             registered_version = getattr(model_info, "registered_model_version", None)
         run.set_tags(
-            {tag("model_uri"): model_uri, tag("model_version"): model_version, tag("checkpoint_dir"): str(ckpt_dir)}
+            {
+                tag("model_uri"): model_uri,
+                tag("model_version"): model_version,
+                tag("checkpoint_dir"): str(ckpt_dir),
+                tag("registered_version"): registered_version or "",
+            }
         )
         return TrainResult(
             run_id=run_id,

@@ -1,5 +1,9 @@
 """One Prefect task per pipeline stage. Each calls the library and returns small values (paths, ids, URIs)
-plus the seconds the library call took, so flows can tell real work from orchestration."""
+plus the seconds the library call took, so flows can tell real work from orchestration.
+
+Retries (I/O-bound stages) and timeouts (all stages) come from the config's `orchestration` section: see
+`configured`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NONE
+from prefect.tasks import exponential_backoff
 
 from latent.config import Config
 from latent.data import ingest, preprocess
@@ -19,20 +24,36 @@ from latent.tracking import Tracking
 from latent.train import train
 from latent.workspace import Workspace
 
+IO_BOUND = {"ingest", "preprocess", "encode"}
 
-# Stage outputs are identified by content (dataset version, model version) inside the library, which skips
-# work already done; Prefect's own result caching stays off so nothing large is persisted twice.
+
 def _retry_unless_input_error(task: Any, task_run: Any, state: Any) -> bool:
     """Retry transient faults (I/O, a busy store), never bad input: the same input fails the same way."""
     exc = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
     return not isinstance(exc, LatentError)
 
 
+# Stage outputs are identified by content (dataset version, model version, config keys) and reused by the
+# library itself, with the MLflow store as the record, so any machine sees the same cache. Prefect's own result
+# caching stays off: nothing large is persisted twice.
 _COMMON: dict[str, Any] = {
     "cache_policy": NONE,
     "persist_result": False,
     "retry_condition_fn": _retry_unless_input_error,
 }
+
+
+def configured(stage_task: Task, cfg: Config) -> Task:
+    """The task with the config's timeout, and retries with exponential backoff if the stage is I/O-bound."""
+    orchestration = cfg.orchestration
+    options: dict[str, Any] = {"timeout_seconds": getattr(orchestration.timeouts_s, stage_task.name)}
+    if stage_task.name in IO_BOUND and orchestration.retries:
+        options.update(
+            retries=orchestration.retries,
+            retry_delay_seconds=exponential_backoff(orchestration.retry_backoff_s),
+            retry_jitter_factor=0.2,
+        )
+    return stage_task.with_options(**options)
 
 
 def _timed(fn, *args, **kwargs) -> dict[str, Any]:
@@ -41,22 +62,28 @@ def _timed(fn, *args, **kwargs) -> dict[str, Any]:
     return {**asdict(result), "work_seconds": time.perf_counter() - started}
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=[1, 5], **_COMMON)
-def ingest_task(cfg: Config, workspace: Workspace) -> dict[str, Any]:
-    return _timed(ingest, cfg.dataset, workspace)
+@task(name="ingest", **_COMMON)
+def ingest_task(cfg: Config, workspace: Workspace, force: bool = False) -> dict[str, Any]:
+    return _timed(ingest, cfg.dataset, workspace, force=force)
 
 
-@task(name="preprocess", retries=1, retry_delay_seconds=5, **_COMMON)
-def preprocess_task(cfg: Config, workspace: Workspace, raw_path: str, fingerprint: str) -> dict[str, Any]:
-    return _timed(preprocess, raw_path, fingerprint, cfg.preprocess, cfg.dask, workspace)
+@task(name="preprocess", **_COMMON)
+def preprocess_task(
+    cfg: Config, workspace: Workspace, raw_path: str, fingerprint: str, force: bool = False
+) -> dict[str, Any]:
+    return _timed(preprocess, raw_path, fingerprint, cfg.preprocess, cfg.dask, workspace, force=force)
 
 
 @task(name="train", **_COMMON)
-def train_task(cfg: Config, workspace: Workspace, tracking: Tracking, dataset_path: str) -> dict[str, Any]:
-    return _timed(train, dataset_path, cfg.model, cfg.train, workspace, tracking, cfg.tracking.registered_model)
+def train_task(
+    cfg: Config, workspace: Workspace, tracking: Tracking, dataset_path: str, force: bool = False
+) -> dict[str, Any]:
+    return _timed(
+        train, dataset_path, cfg.model, cfg.train, workspace, tracking, cfg.tracking.registered_model, reuse=not force
+    )
 
 
-@task(name="encode", retries=1, retry_delay_seconds=5, **_COMMON)
+@task(name="encode", **_COMMON)
 def encode_task(
     cfg: Config,
     workspace: Workspace,
@@ -65,6 +92,7 @@ def encode_task(
     model_uri: str,
     model_version: str,
     source_run_id: str | None,
+    force: bool = False,
 ) -> dict[str, Any]:
     return _timed(
         encode,
@@ -75,12 +103,19 @@ def encode_task(
         workspace,
         tracking,
         source_run_id,
+        replace=force,
         dask_cfg=cfg.dask,
     )
 
 
 @task(name="report", **_COMMON)
 def report_task(
-    cfg: Config, workspace: Workspace, tracking: Tracking, table_path: str, dataset_path: str, model_uri: str
+    cfg: Config,
+    workspace: Workspace,
+    tracking: Tracking,
+    table_path: str,
+    dataset_path: str,
+    model_uri: str,
+    force: bool = False,
 ) -> dict[str, Any]:
-    return _timed(build_report, table_path, dataset_path, model_uri, cfg.report, workspace, tracking)
+    return _timed(build_report, table_path, dataset_path, model_uri, cfg.report, workspace, tracking, reuse=not force)

@@ -54,12 +54,12 @@ def _digits_table() -> pa.Table:
     return table.replace_schema_metadata({f"latent.{k}": str(v) for k, v in meta.items()})
 
 
-def ingest(dataset: DatasetConfig, workspace: Workspace) -> IngestResult:
-    """Write the source as `raw/<fingerprint>/raw.parquet`; reuse it when it exists."""
+def ingest(dataset: DatasetConfig, workspace: Workspace, force: bool = False) -> IngestResult:
+    """Write the source as `raw/<fingerprint>/raw.parquet`; reuse it when it exists, unless force."""
     fingerprint = source_fingerprint(dataset)
     final = workspace.raw_dir(fingerprint)
     raw_path = final / RAW_FILE
-    if raw_path.is_file():
+    if raw_path.is_file() and not force:
         return IngestResult(str(raw_path), fingerprint, pq.ParquetFile(raw_path).metadata.num_rows, reused=True)
 
     table = _digits_table()

@@ -107,11 +107,13 @@ def preprocess(
     cfg: PreprocessConfig,
     dask_cfg: DaskConfig,
     workspace: Workspace,
+    force: bool = False,
 ) -> PreprocessResult:
-    """Build `datasets/<version>/` (shards + manifest + stats) with Dask; reuse it when the version exists."""
+    """Build `datasets/<version>/` (shards + manifest + stats) with Dask; reuse it when the version exists,
+    unless force (then the new table replaces the old in one atomic exchange)."""
     version = dataset_version(fingerprint, cfg)
     final = workspace.dataset_dir(version)
-    if (final / MANIFEST).is_file():
+    if (final / MANIFEST).is_file() and not force:
         manifest = json.loads((final / MANIFEST).read_text())
         return PreprocessResult(str(final), version, manifest["rows"], manifest["content_hash"], reused=True)
 

@@ -1,0 +1,36 @@
+"""Deployments: the pipeline flow on the cron schedules declared in conf/schedules.yaml, served by `latent serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect.schedules import Cron
+
+from flows.pipeline import pipeline_flow
+from latent.config import load_config, load_schedules
+
+
+def build_deployments(schedules_path: str | Path) -> list[Any]:
+    """One Prefect deployment per entry, with its schedule and its resolved config as parameters."""
+    deployments = []
+    for spec in load_schedules(schedules_path).deployments:
+        cfg = load_config(spec.config, spec.set)
+        deployments.append(
+            pipeline_flow.to_deployment(
+                name=spec.name,
+                schedule=Cron(spec.cron, timezone=spec.timezone),
+                parameters={"config": cfg.model_dump(mode="json"), "stages": spec.stages, "force": spec.force},
+                paused=spec.paused,
+                description=spec.description,
+                tags=["latent"],
+            )
+        )
+    return deployments
+
+
+def serve(schedules_path: str | Path) -> None:
+    """Register the deployments and run their scheduled flow runs in this process until interrupted."""
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*build_deployments(schedules_path), print_starting_message=True)
