@@ -83,7 +83,7 @@ class TrainConfig(StrictModel):
 
 class EncodeConfig(StrictModel):
     batch_size: int = Field(default=4096, gt=0)
-    engine: Literal["local", "dask"] = "local"
+    engine: Literal["auto", "local", "dask"] = "auto"
 
 
 class ReportConfig(StrictModel):

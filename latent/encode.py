@@ -232,12 +232,14 @@ def encode(
         }
         extra = extra_fields(info.path)
         shards = shard_files(info.path)
+        # auto: an external Dask cluster is there to be used; a local one would only compete with the pipeline
+        engine = cfg.engine if cfg.engine != "auto" else ("dask" if dask_cfg and dask_cfg.address else "local")
         progress = reporter()
         progress.start("encode", "encode", info.rows)
         started = time.perf_counter()
         try:
             with publish_dir(final, replace=True) as staging:
-                if cfg.engine == "dask":
+                if engine == "dask":
                     from latent.parallel import dask_client
 
                     with dask_client(dask_cfg or DaskConfig()) as client:
@@ -294,7 +296,7 @@ def encode(
         elapsed = time.perf_counter() - started
         refresh_catalog(workspace)
         rate = rows / elapsed if elapsed > 0 else float("nan")
-        run.log_params({"batch_size": cfg.batch_size, "latent_dim": model.config.latent_dim, "engine": cfg.engine})
+        run.log_params({"batch_size": cfg.batch_size, "latent_dim": model.config.latent_dim, "engine": engine})
         run.log_metrics({"rows": rows, "rows_per_second": rate})
         run.set_tags({tag("table_path"): str(final), tag("reused"): "false"})
         if source_run_id and tracking is not None:
