@@ -167,9 +167,20 @@ def preprocess(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = 
 
 
 @app.command()
-def train(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False, force: ForceOpt = False) -> None:
-    """Train the configured model on the dataset table and log it to MLflow."""
-    _execute(["train"], config, set_, debug, force=force)
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+    force: ForceOpt = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the interrupted training of this config; fail if there is none.")
+    ] = False,
+) -> None:
+    """Train the configured model on the dataset table and log it to MLflow.
+
+    An interrupted training of the same config continues from its last checkpoint (always; --resume insists on it).
+    """
+    _execute(["train"], config, set_, debug, force=force, resume="require" if resume else "auto")
 
 
 @app.command()

@@ -44,12 +44,14 @@ def pipeline_flow(
     force: bool = False,
     config_file: str | None = None,
     overrides: list[str] | None = None,
+    resume: str = "auto",
 ) -> dict[str, Any]:
     """Run the given stages (default: all) for a resolved config; returns paths, URIs and timings.
 
     The config is either given resolved (`config`, as the CLI and `latent serve` do) or read when the run starts
     from `config_file` and `overrides` (as `prefect deploy` deployments do; neither: the built-in defaults).
     A stage whose inputs are unchanged reuses its earlier output; force recomputes every stage that runs.
+    resume: "auto" continues an interrupted training from its last checkpoint; "require" fails if there is none.
     """
     cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
     wanted = list(stages or STAGES)
@@ -90,9 +92,9 @@ def pipeline_flow(
     results: dict[str, dict[str, Any]] = {}
     durations: dict[str, float] = {}
 
-    def run_stage(stage: str, fn, *args) -> dict[str, Any]:
+    def run_stage(stage: str, fn, *args, **kwargs) -> dict[str, Any]:
         t0 = time.perf_counter()
-        out = configured(fn, cfg)(*args, force=force)
+        out = configured(fn, cfg)(*args, force=force, **kwargs)
         durations[stage] = time.perf_counter() - t0
         results[stage] = out
         return out
@@ -113,7 +115,7 @@ def pipeline_flow(
 
         source_run_id = None
         if "train" in wanted:
-            out = run_stage("train", train_task, cfg, workspace, tracking, dataset_path)
+            out = run_stage("train", train_task, cfg, workspace, tracking, dataset_path, resume=resume)
             model_uri, model_version, source_run_id = out["model_uri"], out["model_version"], out["run_id"]
         elif "encode" in wanted:
             if model_uri is None:

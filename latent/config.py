@@ -54,6 +54,8 @@ class ModelConfig(StrictModel):
     hidden_dims: list[int] = Field(default_factory=lambda: [256, 128], min_length=1)
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
     beta: float = Field(default=1.0, ge=0.0)
+    # model-specific parameters, checked against the model's config class (e.g. capacity_max, gamma, channels)
+    params: dict[str, float | int | str | bool | list[int]] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -63,6 +65,21 @@ class ModelConfig(StrictModel):
         if name not in available_models():
             raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(available_models())}")
         return name
+
+    @model_validator(mode="after")
+    def _params_belong_to_the_model(self) -> ModelConfig:
+        from dataclasses import fields
+
+        from latent.models import model_entry
+
+        shared = {"input_dim", "latent_dim", "hidden_dims", "likelihood", "beta", "input_shape"}
+        known = sorted(f.name for f in fields(model_entry(self.name).config_cls) if f.name not in shared)
+        unknown = sorted(set(self.params) - set(known))
+        if unknown:
+            raise ValueError(
+                f"params.{unknown[0]}: not a parameter of {self.name}; expected one of: {', '.join(known) or '(none)'}"
+            )
+        return self
 
     @field_validator("hidden_dims")
     @classmethod
@@ -77,6 +94,15 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(default=64, gt=0)
     learning_rate: float = Field(default=0.002, gt=0.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    step_epochs: int = Field(default=30, gt=0)  # schedule: step: multiply the rate by step_gamma every step_epochs
+    step_gamma: float = Field(default=0.5, gt=0.0, le=1.0)
+    kl_warmup_epochs: int = Field(default=0, ge=0)  # KL weight ramps linearly from 0 to 1 over these epochs
+    free_bits: float = Field(default=0.0, ge=0.0)  # nats per latent dimension
+    grad_clip_norm: float = Field(default=10.0, ge=0.0)  # 0 turns clipping off
+    early_stopping_patience: int = Field(default=0, ge=0)  # epochs without improvement; 0 turns it off
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
+    collapse_min_active_units: int = Field(default=1, ge=0)  # fewer active units than this: a warning tag
     seed: int = 0
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
@@ -98,6 +124,7 @@ class TrackingConfig(StrictModel):
     uri: str | None = None
     experiment: str = Field(default="latent", min_length=1)
     registered_model: str | None = "latent-digits-vae"
+    champion_alias: str | None = "champion"  # moves to a new model version only if its val_loss is lower
 
 
 class TimeoutsConfig(StrictModel):

@@ -111,11 +111,14 @@ class StageRun:
 
 
 @contextlib.contextmanager
-def stage_run(tracking: Tracking | None, stage: str, tags: dict[str, Any] | None = None) -> Iterator[StageRun]:
+def stage_run(
+    tracking: Tracking | None, stage: str, tags: dict[str, Any] | None = None, run_id: str | None = None
+) -> Iterator[StageRun]:
     """An MLflow run for one stage, nested under the pipeline run when there is one.
 
-    If the body raises, the run ends FAILED with the reason as the `latent.error` tag. With tracking=None the
-    stage runs untracked (library use without MLflow; benchmarks use this as the bare baseline).
+    If the body raises, the run ends FAILED (KILLED when interrupted) with the reason as the `latent.error` tag.
+    run_id reopens an earlier run (a resumed training). With tracking=None the stage runs untracked (library use
+    without MLflow; benchmarks use this as the bare baseline).
     """
     if tracking is None:
         yield StageRun(None)
@@ -124,17 +127,23 @@ def stage_run(tracking: Tracking | None, stage: str, tags: dict[str, Any] | None
 
     use_tracking_uri(tracking.uri)
     all_tags = {**tracking.tags, tag("stage"): stage, **{k: str(v) for k, v in (tags or {}).items()}}
-    with mlflow.start_run(
-        experiment_id=tracking.experiment_id,
-        run_name=stage,
-        parent_run_id=tracking.parent_run_id,
-        tags=all_tags,
-    ) as run:
+    if run_id is not None:
+        active = mlflow.start_run(run_id=run_id)
+        mlflow.set_tags(all_tags)
+    else:
+        active = mlflow.start_run(
+            experiment_id=tracking.experiment_id,
+            run_name=stage,
+            parent_run_id=tracking.parent_run_id,
+            tags=all_tags,
+        )
+    with active as run:
         try:
             yield StageRun(run)
         except BaseException as exc:
             mlflow.set_tag(tag("error"), f"{type(exc).__name__}: {' '.join(str(exc).split())[:4000]}")
-            mlflow.end_run("FAILED")
+            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+            mlflow.end_run("KILLED" if interrupted else "FAILED")
             raise
 
 
@@ -206,6 +215,18 @@ def link_table_to_run(tracking: Tracking, run_id: str, table_path: str) -> None:
     import mlflow
 
     mlflow.MlflowClient(tracking.uri).set_tag(run_id, tag("latent_table"), table_path)
+
+
+def unfinished_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
+    """The newest run of a stage with these latent.* tags that did not finish (failed, killed or left running)."""
+    import mlflow
+
+    clauses = [f"tags.`{tag('stage')}` = '{stage}'", "attributes.status != 'FINISHED'"]
+    clauses += [f"tags.`{tag(k)}` = '{v}'" for k, v in tags.items()]
+    runs = mlflow.MlflowClient(tracking.uri).search_runs(
+        [tracking.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=1
+    )
+    return runs[0] if runs else None
 
 
 def download_model_dir(model_uri: str, tracking_uri: str) -> Path:

@@ -1,27 +1,39 @@
-"""Train: fit a registered model on a dataset table, logging every epoch and the model to MLflow."""
+"""Train: fit a registered model on a dataset table, logging every epoch and the model to MLflow.
+
+AdamW with a constant, cosine or step schedule; KL warm-up and free bits; gradient clipping; bf16 autocast on CUDA;
+early stopping on the validation loss. A checkpoint after every epoch holds everything needed to continue exactly
+(weights, optimizer and scheduler states, RNG states, counters), written atomically. A non-finite loss stops
+training at once: the run ends FAILED with the reason, and the last good checkpoint is kept.
+
+Validation loss is the negative ELBO (reconstruction + KL) with the posterior mean, the same quantity for every
+model in the family, so early stopping and the champion alias compare like with like.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from latent.config import ModelConfig, TrainConfig, stable_hash
-from latent.data.dataset import load_dataset_arrays, read_dataset_info
-from latent.errors import DataError, TrainingError
-from latent.models import LatentMeanEncoder, create_model
+from latent.data.dataset import DatasetInfo, load_dataset_arrays, read_dataset_info
+from latent.errors import ConfigError, DataError, TrainingError
+from latent.models import BaseVAE, LatentMeanEncoder, create_model, model_entry
 from latent.models.io import save_model_files
 from latent.progress import reporter
-from latent.tracking import Tracking, latest_stage_run, stage_run, tag
+from latent.tracking import Tracking, latest_stage_run, stage_run, tag, unfinished_stage_run
 from latent.workspace import Workspace, atomic_write_bytes
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Var_x E[z_i | x] above this counts as active
+DIVERSITY_WARNING = 0.5  # prior samples spread less than half as much as the data: likely mode collapse
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,8 @@ class TrainResult:
     epochs: int
     samples_per_second: float
     reused: bool = False
+    resumed_from_epoch: int = 0
+    champion: bool = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -52,30 +66,96 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def build_model(model_cfg: ModelConfig, info: DatasetInfo) -> BaseVAE:
+    """The configured model, sized for the dataset (input width; image shape for convolutional models)."""
+    kwargs: dict[str, Any] = {
+        "input_dim": info.feature_dim,
+        "latent_dim": model_cfg.latent_dim,
+        "hidden_dims": tuple(model_cfg.hidden_dims),
+        "likelihood": model_cfg.likelihood,
+        "beta": model_cfg.beta,
+        **model_cfg.params,
+    }
+    if "input_shape" in {f.name for f in fields(model_entry(model_cfg.name).config_cls)}:
+        shape = (info.shape.get("channels", 0), info.shape.get("height", 0), info.shape.get("width", 0))
+        if shape[0] * shape[1] * shape[2] != info.feature_dim:
+            raise ConfigError(f"model.name: {model_cfg.name} needs image rows, but dataset {info.path} is not images")
+        kwargs["input_shape"] = shape
+    try:
+        return create_model(model_cfg.name, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model: {exc}") from None
+
+
 def _save_checkpoint(path: Path, payload: dict) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["shuffle"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _schedulers(optimizers: list[torch.optim.Optimizer], cfg: TrainConfig) -> list[Any]:
+    if cfg.schedule == "cosine":
+        return [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=cfg.epochs) for o in optimizers]
+    if cfg.schedule == "step":
+        return [torch.optim.lr_scheduler.StepLR(o, step_size=cfg.step_epochs, gamma=cfg.step_gamma) for o in optimizers]
+    return []
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager | None:
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return None
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> dict[str, float]:
-    """Validation metrics with the posterior mean (deterministic), plus active units."""
+def evaluate(model: BaseVAE, x: torch.Tensor, batch_size: int) -> dict[str, float]:
+    """Validation with the posterior mean: negative ELBO as `loss`, its terms, KL per dimension, active units."""
     model.eval()
-    totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    totals = {"recon": 0.0, "kl": 0.0}
+    kl_dims = torch.zeros(model.config.latent_dim, device=x.device)
     means = []
     for start in range(0, len(x), batch_size):
         batch = x[start : start + batch_size]
         out = model(batch)
         n = len(batch)
-        totals["loss"] += float(out.loss) * n
         totals["recon"] += float(out.recon_loss) * n
         totals["kl"] += float(out.kl) * n
-        means.append(out.z_mean)
-    metrics = {k: v / max(len(x), 1) for k, v in totals.items()}
+        kl_dims += out.kl_per_dim.float() * n
+        means.append(out.z_mean.float())
+    n = max(len(x), 1)
+    metrics = {k: v / n for k, v in totals.items()}
+    metrics["loss"] = metrics["recon"] + metrics["kl"]
     mu = torch.cat(means)
     metrics["active_units"] = float((mu.var(0, unbiased=False) > ACTIVE_UNIT_THRESHOLD).sum()) if len(mu) > 1 else 0.0
+    for i, v in enumerate((kl_dims / n).tolist()):
+        metrics[f"kl_dim_{i}"] = v
     return metrics
+
+
+@torch.no_grad()
+def sample_diversity(model: BaseVAE, x: torch.Tensor, n: int = 256, seed: int = 0) -> float:
+    """Mean pairwise distance of decoded prior samples over that of data rows: near 0 means mode collapse."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.config.latent_dim, generator=generator).to(x.device)
+    samples = model.decode(z).float()
+    rows = x[torch.randperm(len(x), generator=generator)[:n].to(x.device)].float()
+    data_spread = torch.pdist(rows).mean()
+    return float(torch.pdist(samples).mean() / data_spread) if data_spread > 0 else float("nan")
 
 
 def train_key(dataset_version: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
@@ -128,6 +208,23 @@ def log_encoder_model(model: torch.nn.Module, example: np.ndarray, model_dir: Pa
     )
 
 
+def promote_if_better(tracking: Tracking, name: str, version: str, val_loss: float, alias: str) -> bool:
+    """Point `alias` at this version only if its validation loss beats the current holder's (or there is none)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking.uri)
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    if current is not None and current.version != version and current.run_id:
+        held = client.get_run(current.run_id).data.metrics.get("best_val_loss", math.inf)
+        if not val_loss < held:
+            return False
+    client.set_registered_model_alias(name, alias, version)
+    return True
+
+
 def train(
     dataset_path: str | Path,
     model_cfg: ModelConfig,
@@ -136,11 +233,14 @@ def train(
     tracking: Tracking | None,
     registered_model: str | None = None,
     reuse: bool = False,
+    resume: str = "auto",
+    champion_alias: str | None = "champion",
 ) -> TrainResult:
-    """Train, checkpoint every epoch (atomically), log per-epoch metrics, and log the model to MLflow.
+    """Train, checkpoint every epoch, log per-epoch metrics, log and register the model.
 
-    With reuse, a finished training of the same model and training config on the same dataset version is
-    returned instead of training again.
+    reuse: return a finished training of the same model and training config on the same dataset version.
+    resume: "auto" continues an interrupted training of the same key from its last checkpoint if there is one;
+    "require" insists on it; "never" starts afresh.
     """
     info = read_dataset_info(dataset_path)
     key = train_key(info.version, model_cfg, train_cfg)
@@ -148,6 +248,14 @@ def train(
         cached = _cached_training(tracking, info.version, key)
         if cached is not None:
             return cached
+    previous = None
+    if resume != "never" and tracking is not None:
+        previous = unfinished_stage_run(tracking, "train", dataset_version=info.version, train_key=key)
+        if previous is not None and not (workspace.model_dir(previous.info.run_id) / "last.pt").is_file():
+            previous = None
+    if resume == "require" and previous is None:
+        raise TrainingError(f"nothing to resume: no interrupted training of this config on dataset {info.version}")
+
     seed_everything(train_cfg.seed)
     device = resolve_device(train_cfg.device)
     _, x_train_np, _ = load_dataset_arrays(info.path, ("train",))
@@ -159,99 +267,149 @@ def train(
     x_train = torch.tensor(x_train_np, device=device)
     x_val = torch.tensor(x_val_np, device=device)
 
-    model = create_model(
-        model_cfg.name,
-        input_dim=info.feature_dim,
-        latent_dim=model_cfg.latent_dim,
-        hidden_dims=tuple(model_cfg.hidden_dims),
-        likelihood=model_cfg.likelihood,
-        beta=model_cfg.beta,
-    ).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay)
+    model = build_model(model_cfg, info).to(device)
+    model.control.free_bits = train_cfg.free_bits
+    model.control.dataset_size = len(x_train)
+    optimizers = model.configure_optimizers(train_cfg.learning_rate, train_cfg.weight_decay)
+    schedulers = _schedulers(optimizers, train_cfg)
     generator = torch.Generator().manual_seed(train_cfg.seed)
+    autocast = _autocast(device, train_cfg.precision)
+    start_epoch, best_val, best_state, stale = 0, math.inf, None, 0
+
+    if previous is not None:
+        ckpt_dir = workspace.model_dir(previous.info.run_id)
+        state = torch.load(ckpt_dir / "last.pt", map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        for opt, s in zip(optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(s)
+        for sched, s in zip(schedulers, state["schedulers"], strict=True):
+            sched.load_state_dict(s)
+        start_epoch, best_val, stale = state["epoch"], state["best_val_loss"], state["stale_epochs"]
+        _restore_rng(state["rng"], generator)
+        if (ckpt_dir / "best.pt").is_file():
+            best_state = torch.load(ckpt_dir / "best.pt", map_location=device, weights_only=True)["model"]
 
     stage_tags = {tag("dataset_version"): info.version, tag("model_name"): model_cfg.name, tag("train_key"): key}
-    with stage_run(tracking, "train", stage_tags) as run:
+    with stage_run(tracking, "train", stage_tags, run_id=previous.info.run_id if previous else None) as run:
         run_id = run.run_id
         ckpt_dir = workspace.model_dir(run_id)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        run.log_params(
-            {
-                **{f"model.{k}": v for k, v in model_cfg.model_dump().items()},
-                **{f"train.{k}": v for k, v in train_cfg.model_dump().items()},
-                "dataset_version": info.version,
-                "dataset_content_hash": info.content_hash,
-                "n_train": len(x_train),
-                "n_val": len(x_val),
-                "device": str(device),
-                "n_parameters": sum(p.numel() for p in model.parameters()),
-            }
-        )
+        if previous is None:
+            run.log_params(
+                {
+                    **{f"model.{k}": v for k, v in model_cfg.model_dump().items()},
+                    **{f"train.{k}": v for k, v in train_cfg.model_dump().items()},
+                    "dataset_version": info.version,
+                    "dataset_content_hash": info.content_hash,
+                    "n_train": len(x_train),
+                    "n_val": len(x_val),
+                    "device": str(device),
+                    "n_parameters": sum(p.numel() for p in model.parameters()),
+                }
+            )
+        else:
+            run.set_tags({tag("resumed_from_epoch"): start_epoch})
         progress = reporter()
         progress.start("train", f"train {model_cfg.name}", train_cfg.epochs)
-        best_val, best_state = math.inf, None
-        started = time.perf_counter()
-        seen = 0
+        progress.advance("train", start_epoch)
+        started, seen = time.perf_counter(), 0
+        steps_per_epoch = math.ceil(len(x_train) / train_cfg.batch_size)
+        val: dict[str, float] = {}
         try:
-            for epoch in range(1, train_cfg.epochs + 1):
+            for epoch in range(start_epoch + 1, train_cfg.epochs + 1):
                 model.train()
+                warmup = train_cfg.kl_warmup_epochs
+                model.control.kl_scale = min(1.0, epoch / warmup) if warmup else 1.0
                 order = torch.randperm(len(x_train), generator=generator).to(device)
-                sums = {k: torch.zeros((), device=device) for k in ("loss", "recon", "kl")}
-                for start in range(0, len(order), train_cfg.batch_size):
-                    batch = x_train[order[start : start + train_cfg.batch_size]]
-                    out = model(batch)
+                sums: dict[str, torch.Tensor] = {}
+                for step, begin in enumerate(range(0, len(order), train_cfg.batch_size)):
+                    model.control.progress = ((epoch - 1) + step / steps_per_epoch) / train_cfg.epochs
+                    batch = x_train[order[begin : begin + train_cfg.batch_size]]
+                    out = model.train_step(batch, optimizers, train_cfg.grad_clip_norm, autocast)
                     if not torch.isfinite(out.loss.detach()):
                         raise TrainingError(
-                            f"non-finite loss ({out.loss.item()}) at epoch {epoch}; training stopped, the last good "
-                            f"checkpoint is kept in {ckpt_dir}"
+                            f"non-finite loss ({out.loss.item()}) at epoch {epoch}, step {step + 1}; training "
+                            f"stopped, the last good checkpoint (epoch {epoch - 1}) is kept in {ckpt_dir}"
                         )
-                    optimizer.zero_grad(set_to_none=True)
-                    out.loss.backward()
-                    optimizer.step()
                     n = len(batch)
                     seen += n
-                    sums["loss"] += out.loss.detach() * n
-                    sums["recon"] += out.recon_loss.detach() * n
-                    sums["kl"] += out.kl.detach() * n
-                train_metrics = {f"train_{k}": float(v) / len(x_train) for k, v in sums.items()}
+                    terms = {"loss": out.loss, "recon": out.recon_loss, "kl": out.kl, **out.terms}
+                    for k, v in terms.items():
+                        sums[k] = sums.get(k, 0.0) + v.detach().float() * n
+                for sched in schedulers:
+                    sched.step()
                 val = evaluate(model, x_val, max(train_cfg.batch_size, 1024))
-                metrics = {**train_metrics, **{f"val_{k}": v for k, v in val.items()}}
+                metrics = {f"train_{k}": float(v) / len(x_train) for k, v in sums.items()}
+                metrics.update({f"val_{k}": v for k, v in val.items()})
+                metrics["kl_weight"] = model.control.kl_scale
+                metrics["learning_rate"] = optimizers[0].param_groups[0]["lr"]
+                if getattr(model, "adversarial", False):
+                    metrics["sample_diversity"] = sample_diversity(model, x_val)
                 run.log_metrics(metrics, step=epoch)
+                improved = val["loss"] < best_val
+                if improved:
+                    best_val, stale = val["loss"], 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    _save_checkpoint(ckpt_dir / "best.pt", {"epoch": epoch, "model": best_state})
+                else:
+                    stale += 1
                 _save_checkpoint(
                     ckpt_dir / "last.pt",
                     {
                         "epoch": epoch,
                         "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "best_val_loss": min(best_val, val["loss"]),
+                        "optimizers": [o.state_dict() for o in optimizers],
+                        "schedulers": [s.state_dict() for s in schedulers],
+                        "best_val_loss": best_val,
+                        "stale_epochs": stale,
+                        "rng": _rng_state(generator),
                     },
                 )
-                if val["loss"] < best_val:
-                    best_val = val["loss"]
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    _save_checkpoint(ckpt_dir / "best.pt", {"epoch": epoch, "model": best_state})
                 progress.advance("train", 1, f"epoch {epoch} val_loss {val['loss']:.3f}")
+                if train_cfg.early_stopping_patience and stale >= train_cfg.early_stopping_patience:
+                    run.set_tags({tag("early_stopped_at_epoch"): epoch})
+                    break
         finally:
             progress.finish("train")
         elapsed = time.perf_counter() - started
         samples_per_second = seen / elapsed if elapsed > 0 else float("nan")
 
-        assert best_state is not None
+        if best_state is None:
+            raise TrainingError(f"no epoch finished; nothing to save (checkpoints in {ckpt_dir})")
         model.load_state_dict(best_state)
         model = model.cpu().eval()
+        final = evaluate(model, x_val.cpu(), 1024)
+        warnings = {}
+        if final["active_units"] < train_cfg.collapse_min_active_units:
+            warnings[tag("warning.posterior_collapse")] = (
+                f"{int(final['active_units'])} active latent units (Var E[z|x] > {ACTIVE_UNIT_THRESHOLD}) "
+                f"of {model.config.latent_dim}"
+            )
+        if getattr(model, "adversarial", False):
+            diversity = sample_diversity(model, x_val.cpu())
+            if diversity < DIVERSITY_WARNING:
+                warnings[tag("warning.mode_collapse")] = f"prior samples spread {diversity:.2f}x as much as the data"
+        run.set_tags(warnings)
         save_model_files(model, ckpt_dir)
-        run.log_metrics({"best_val_loss": best_val, "samples_per_second": samples_per_second})
-        model_uri, model_version, registered_version = str(ckpt_dir), run_id, None
+        run.log_metrics(
+            {"best_val_loss": best_val, "samples_per_second": samples_per_second, "active_units": final["active_units"]}
+        )
+        model_uri, model_version, registered_version, champion = str(ckpt_dir), run_id, None, False
         if run.enabled:
             model_info = log_encoder_model(model, x_val_np[:5], ckpt_dir, registered_model)
             model_uri, model_version = model_info.model_uri, model_info.model_id or run_id
             registered_version = getattr(model_info, "registered_model_version", None)
+            if registered_model and registered_version is not None and champion_alias:
+                champion = promote_if_better(
+                    tracking, registered_model, str(registered_version), best_val, champion_alias
+                )
         run.set_tags(
             {
                 tag("model_uri"): model_uri,
                 tag("model_version"): model_version,
                 tag("checkpoint_dir"): str(ckpt_dir),
                 tag("registered_version"): registered_version or "",
+                tag("champion"): str(champion).lower(),
             }
         )
         return TrainResult(
@@ -263,4 +421,6 @@ def train(
             best_val_loss=best_val,
             epochs=train_cfg.epochs,
             samples_per_second=samples_per_second,
+            resumed_from_epoch=start_epoch,
+            champion=champion,
         )

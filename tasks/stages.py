@@ -76,10 +76,19 @@ def preprocess_task(
 
 @task(name="train", **_COMMON)
 def train_task(
-    cfg: Config, workspace: Workspace, tracking: Tracking, dataset_path: str, force: bool = False
+    cfg: Config, workspace: Workspace, tracking: Tracking, dataset_path: str, force: bool = False, resume: str = "auto"
 ) -> dict[str, Any]:
     return _timed(
-        train, dataset_path, cfg.model, cfg.train, workspace, tracking, cfg.tracking.registered_model, reuse=not force
+        train,
+        dataset_path,
+        cfg.model,
+        cfg.train,
+        workspace,
+        tracking,
+        cfg.tracking.registered_model,
+        reuse=not force,
+        resume="never" if force else resume,
+        champion_alias=cfg.tracking.champion_alias,
     )
 
 

@@ -24,7 +24,7 @@ def test_training_logs_every_epoch(library_run):
 def test_checkpoints_are_written_and_load_with_weights_only(library_run):
     ckpt = torch.load(f"{library_run.train.checkpoint_dir}/last.pt", weights_only=True)
     assert ckpt["epoch"] == library_run.cfg.train.epochs
-    assert "optimizer" in ckpt and "model" in ckpt
+    assert {"model", "optimizers", "schedulers", "rng", "best_val_loss", "stale_epochs"} <= set(ckpt)
     assert torch.load(f"{library_run.train.checkpoint_dir}/best.pt", weights_only=True)["epoch"] >= 1
 
 
