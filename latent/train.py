@@ -217,7 +217,7 @@ def promote_if_better(tracking: Tracking, name: str, version: str, val_loss: flo
         current = client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
         current = None
-    if current is not None and current.version != version and current.run_id:
+    if current is not None and str(current.version) != str(version) and current.run_id:
         held = client.get_run(current.run_id).data.metrics.get("best_val_loss", math.inf)
         if not val_loss < held:
             return False
