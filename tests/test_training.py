@@ -168,7 +168,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(library_run, 
     cfg = cfg_for(tmp_path / "ws", "model.name=test_nan_after", "model.params={nan_from: 0.5}", "train.epochs=4")
     ws = Workspace.at(cfg.workspace)
     tracking = setup_tracking(cfg.tracking, ws)
-    with pytest.raises(TrainingError, match="non-finite loss .* at epoch 3"):
+    with pytest.raises(TrainingError, match=r"non-finite loss .* at epoch 3"):
         train(library_run.preprocess.dataset_path, cfg.model, cfg.train, ws, tracking)
     (run,) = mlflow.MlflowClient(tracking.uri).search_runs([tracking.experiment_id])
     assert run.info.status == "FAILED"
