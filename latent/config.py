@@ -101,7 +101,7 @@ class TrainConfig(StrictModel):
     step_gamma: float = Field(default=0.5, gt=0.0, le=1.0)
     kl_warmup_epochs: int = Field(default=0, ge=0)  # KL weight ramps linearly from 0 to 1 over these epochs
     free_bits: float = Field(default=0.0, ge=0.0)  # nats per latent dimension
-    grad_clip_norm: float = Field(default=10.0, ge=0.0)  # 0 turns clipping off
+    grad_clip_norm: float = Field(default=0.0, ge=0.0)  # max global gradient norm; 0 turns clipping off
     early_stopping_patience: int = Field(default=0, ge=0)  # epochs without improvement; 0 turns it off
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
     collapse_min_active_units: int = Field(default=1, ge=0)  # fewer active units than this: a warning tag
@@ -208,20 +208,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     tree: dict[str, Any] = {}
     if path is not None:
         source = str(path)
-        file = Path(path)
-        if not file.is_file():
-            raise ConfigError(f"{source}: config file not found")
-        try:
-            loaded = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML ({_one_line(exc)})") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{source}: cannot be read ({exc})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
-        tree = loaded
+        tree = _read_tree(Path(path), ())
 
     origins: dict[tuple[str, ...], str] = {}
     for text in overrides:
@@ -233,6 +220,38 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         return Config.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, origins)) from None
+
+
+def _read_tree(file: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """A config file as a dict; `extends: other.yaml` (relative to the file) merges this file over that one."""
+    source = str(file)
+    if not file.is_file():
+        raise ConfigError(f"{source}: config file not found")
+    if file.resolve() in chain:
+        raise ConfigError(f"{source}: extends itself through {' -> '.join(str(p) for p in chain)}")
+    try:
+        loaded = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({_one_line(exc)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot be read ({exc})") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
+    base = loaded.pop("extends", None)
+    if base is None:
+        return loaded
+    if not isinstance(base, str):
+        raise ConfigError(f"{source}: extends: expected a file name, got {base!r}")
+    return _merge(_read_tree(file.parent / base, (*chain, file.resolve())), loaded)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _describe(exc: ValidationError, source: str, origins: dict[tuple[str, ...], str]) -> str:

@@ -321,25 +321,29 @@ def train(
                 warmup = train_cfg.kl_warmup_epochs
                 model.control.kl_scale = min(1.0, epoch / warmup) if warmup else 1.0
                 order = torch.randperm(len(x_train), generator=generator).to(device)
-                sums: dict[str, torch.Tensor] = {}
+                names: list[str] = []
+                total: torch.Tensor | None = None
                 for step, begin in enumerate(range(0, len(order), train_cfg.batch_size)):
                     model.control.progress = ((epoch - 1) + step / steps_per_epoch) / train_cfg.epochs
                     batch = x_train[order[begin : begin + train_cfg.batch_size]]
                     out = model.train_step(batch, optimizers, train_cfg.grad_clip_norm, autocast)
-                    if not torch.isfinite(out.loss.detach()):
+                    if not out.finite:
                         raise TrainingError(
                             f"non-finite loss ({out.loss.item()}) at epoch {epoch}, step {step + 1}; training "
                             f"stopped, the last good checkpoint (epoch {epoch - 1}) is kept in {ckpt_dir}"
                         )
                     n = len(batch)
                     seen += n
-                    terms = {"loss": out.loss, "recon": out.recon_loss, "kl": out.kl, **out.terms}
-                    for k, v in terms.items():
-                        sums[k] = sums.get(k, 0.0) + v.detach().float() * n
+                    if total is None:
+                        names = ["loss", "recon", "kl", *out.terms]
+                        total = torch.zeros(len(names), device=device)
+                    # one fused op per step rather than one per term: cheap enough to keep every step's numbers
+                    total += torch.stack([out.loss, out.recon_loss, out.kl, *out.terms.values()]).detach().float() * n
                 for sched in schedulers:
                     sched.step()
                 val = evaluate(model, x_val, max(train_cfg.batch_size, 1024))
-                metrics = {f"train_{k}": float(v) / len(x_train) for k, v in sums.items()}
+                sums = dict(zip(names, (total.tolist() if total is not None else []), strict=True))
+                metrics = {f"train_{k}": v / len(x_train) for k, v in sums.items()}
                 metrics.update({f"val_{k}": v for k, v in val.items()})
                 metrics["kl_weight"] = model.control.kl_scale
                 metrics["learning_rate"] = optimizers[0].param_groups[0]["lr"]

@@ -246,3 +246,25 @@ def test_conv_model_trains_through_the_pipeline_and_its_pyfunc_encodes(library_r
         expected = model.encode(torch.from_numpy(x[:16]))[0].numpy()
     predicted = np.asarray(mlflow.pyfunc.load_model(result.model_uri).predict(x[:16]))
     np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "conf").glob("digits-*.yaml")))
+def test_presets_build_their_model_for_digits_and_take_a_step(preset, library_run, digits):
+    from latent.data import read_dataset_info
+    from latent.train import build_model
+
+    cfg = load_config(ROOT / "conf" / preset)
+    model = build_model(cfg.model, read_dataset_info(library_run.preprocess.dataset_path))
+    model.control.dataset_size = 1000
+    out = model.train_step(digits[:64], model.configure_optimizers(1e-3, 0.0), cfg.train.grad_clip_norm)
+    assert out.finite and out.z_mean.shape == (64, cfg.model.latent_dim)
+
+
+def test_a_preset_extends_the_default_and_can_be_overridden(tmp_path):
+    cfg = load_config(ROOT / "conf" / "digits-betatcvae.yaml", ["model.beta=2"])
+    assert cfg.model.name == "beta_tcvae" and cfg.model.beta == 2.0
+    assert cfg.report == load_config(ROOT / "conf" / "default.yaml").report
+    loop = tmp_path / "a.yaml"
+    loop.write_text("extends: a.yaml\n")
+    with pytest.raises(Exception, match="extends itself"):
+        load_config(loop)

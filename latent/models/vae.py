@@ -56,6 +56,7 @@ class VAEOutput:
     z_logvar: torch.Tensor
     recon: torch.Tensor  # decoded mean in data space
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # model-specific terms (tc, capacity, d_loss...)
+    finite: bool = True  # set by train_step: False if the loss was NaN/inf and no update was applied
 
 
 def mlp(dims: list[int]) -> nn.Sequential:
@@ -141,10 +142,11 @@ class BaseVAE(nn.Module):
         with autocast or contextlib.nullcontext():
             out = self(x)
         optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(out.loss.detach()):
+        out.finite = bool(torch.isfinite(out.loss.detach()))
+        if out.finite:
             out.loss.backward()
             if clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(self.parameters(), clip_norm)
+                torch.nn.utils.clip_grad_norm_(self.parameters(), clip_norm, foreach=True)
             optimizer.step()
         return out
 

@@ -70,17 +70,18 @@ class VAEGAN(VAE):
         if torch.isfinite(d_loss.detach()):
             d_loss.backward()
             if clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), clip_norm)
+                torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), clip_norm, foreach=True)
             disc_opt.step()
         with ctx:
             judged = self.discriminator(torch.cat([out.recon, prior]))
             g_loss = F.binary_cross_entropy_with_logits(judged, torch.ones_like(judged))
             total = out.loss + self.config.adversarial_weight * g_loss
         vae_opt.zero_grad(set_to_none=True)
-        if torch.isfinite(total.detach()):
+        out.finite = bool(torch.isfinite(total.detach()))
+        if out.finite:
             total.backward()
             if clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(self.vae_parameters(), clip_norm)
+                torch.nn.utils.clip_grad_norm_(self.vae_parameters(), clip_norm, foreach=True)
             vae_opt.step()
         out.loss = total
         out.terms = {**out.terms, "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
