@@ -211,6 +211,60 @@ def report(
     _execute(["report"], config, set_, debug, table_path=table, force=force)
 
 
+@app.command()
+def transfer(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+    force: ForceOpt = False,
+    source_model: Annotated[
+        str | None, typer.Option(help="MLflow model URI or name@alias; default: the registered champion.")
+    ] = None,
+) -> None:
+    """Frozen vs fine-tuned vs from-scratch latent spaces on a target domain (default: the shifted dataset)."""
+    _quiet_environment(debug)
+    try:
+        cfg = _load(config, set_)
+        if source_model:
+            cfg = cfg.model_copy(update={"transfer": cfg.transfer.model_copy(update={"source_model": source_model})})
+        _use_prefect_server(cfg)
+        from flows.transfer import transfer_flow
+
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=err,
+        ) as progress:
+            set_reporter(RichReporter(progress))
+            try:
+                result = transfer_flow(cfg.model_dump(mode="json"), force=force)
+            finally:
+                set_reporter(None)
+    except Exception as exc:
+        _fail(exc, debug)
+        return
+    table = Table(title="latent transfer: probe accuracy on the target")
+    table.add_column("approach")
+    budgets = list(next(iter(result["accuracy"].values())))
+    for b in budgets:
+        table.add_column(f"{b} labels" if b != "all" else "all labels", justify="right")
+    for approach, scores in result["accuracy"].items():
+        table.add_row(approach, *(f"{scores[b]:.3f}" for b in budgets))
+    out.print(table)
+    m = result["metrics"]
+    out.print(
+        f"domain shift, MMD²: before {m['mmd_before']:.4f}, after adaptation {m['mmd_after']:.4f}; "
+        f"Fréchet: before {m['frechet_before']:.2f}, after {m['frechet_after']:.2f}",
+        highlight=False,
+    )
+    out.print(
+        f"report: {result['html_path']}  (MLflow run {result['transfer_run_id']})", soft_wrap=True, highlight=False
+    )
+
+
 def _show(result: Any, title: str, limit: int) -> None:
     """An Arrow table in the terminal: the first `limit` rows, floats rounded, vectors abbreviated."""
 

@@ -146,6 +146,28 @@ class OrchestrationConfig(StrictModel):
     timeouts_s: TimeoutsConfig = TimeoutsConfig()
 
 
+class ShiftConfig(StrictModel):
+    """The built-in target domain: the source dataset's images, shifted."""
+
+    kind: Literal["invert", "noise", "rotate"] = "invert"
+    noise_std: float = Field(default=0.3, gt=0.0)
+    rotate_degrees: float = 45.0
+    seed: int = 0
+
+
+class TransferConfig(StrictModel):
+    source_model: str | None = (
+        None  # MLflow model URI or name@alias; None: <tracking.registered_model>@<champion_alias>
+    )
+    target_dataset: str | None = None  # a dataset table directory; None: the source dataset shifted by `shift`
+    shift: ShiftConfig = ShiftConfig()
+    adapt_epochs: int = Field(default=20, gt=0)  # also the scratch model's budget: same compute for both
+    freeze_encoder_layers: int = Field(default=0, ge=0)
+    label_budgets: list[int] = Field(default_factory=lambda: [10, 100, 1000], min_length=1)
+    probe_repeats: int = Field(default=3, gt=0)
+    seed: int = 0
+
+
 class Config(StrictModel):
     workspace: str = "./workspace"
     dataset: DatasetConfig = DatasetConfig()
@@ -157,6 +179,7 @@ class Config(StrictModel):
     report: ReportConfig = ReportConfig()
     tracking: TrackingConfig = TrackingConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    transfer: TransferConfig = TransferConfig()
 
     def config_hash(self) -> str:
         """Hash of the fully resolved config; logged as a tag so runs of one config can be found."""

@@ -112,7 +112,11 @@ class StageRun:
 
 @contextlib.contextmanager
 def stage_run(
-    tracking: Tracking | None, stage: str, tags: dict[str, Any] | None = None, run_id: str | None = None
+    tracking: Tracking | None,
+    stage: str,
+    tags: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    run_name: str | None = None,
 ) -> Iterator[StageRun]:
     """An MLflow run for one stage, nested under the pipeline run when there is one.
 
@@ -133,7 +137,7 @@ def stage_run(
     else:
         active = mlflow.start_run(
             experiment_id=tracking.experiment_id,
-            run_name=stage,
+            run_name=run_name or stage,
             parent_run_id=tracking.parent_run_id,
             tags=all_tags,
         )

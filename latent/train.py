@@ -225,6 +225,25 @@ def promote_if_better(tracking: Tracking, name: str, version: str, val_loss: flo
     return True
 
 
+def init_from(model: BaseVAE, model_uri: str, tracking_uri: str | None, freeze_encoder_layers: int = 0) -> None:
+    """Copy a trained model's weights into model (same architecture required); freeze the first encoder layers."""
+    from latent.models.io import load_logged_model
+
+    source = load_logged_model(model_uri, tracking_uri)
+    if source.registry_name != model.registry_name or source.config != model.config:
+        raise ConfigError(
+            f"cannot fine-tune from {model_uri}: it is a {source.registry_name} with {source.config}, "
+            f"the configured model is a {model.registry_name} with {model.config}"
+        )
+    model.load_state_dict(source.state_dict())
+    layers = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+    if freeze_encoder_layers > len(layers):
+        raise ConfigError(f"freeze_encoder_layers={freeze_encoder_layers}, but the encoder has {len(layers)} layers")
+    for layer in layers[:freeze_encoder_layers]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
+
+
 def train(
     dataset_path: str | Path,
     model_cfg: ModelConfig,
@@ -235,8 +254,14 @@ def train(
     reuse: bool = False,
     resume: str = "auto",
     champion_alias: str | None = "champion",
+    init_model_uri: str | None = None,
+    freeze_encoder_layers: int = 0,
+    run_name: str = "train",
 ) -> TrainResult:
     """Train, checkpoint every epoch, log per-epoch metrics, log and register the model.
+
+    init_model_uri: start from that model's weights (fine-tuning; the architecture must match), optionally with
+    the first `freeze_encoder_layers` layers of the encoder frozen.
 
     reuse: return a finished training of the same model and training config on the same dataset version.
     resume: "auto" continues an interrupted training of the same key from its last checkpoint if there is one;
@@ -244,6 +269,8 @@ def train(
     """
     info = read_dataset_info(dataset_path)
     key = train_key(info.version, model_cfg, train_cfg)
+    if init_model_uri is not None:
+        key = stable_hash({"key": key, "init": init_model_uri, "freeze": freeze_encoder_layers})
     if reuse and tracking is not None:
         cached = _cached_training(tracking, info.version, key)
         if cached is not None:
@@ -267,7 +294,10 @@ def train(
     x_train = torch.tensor(x_train_np, device=device)
     x_val = torch.tensor(x_val_np, device=device)
 
-    model = build_model(model_cfg, info).to(device)
+    model = build_model(model_cfg, info)
+    if init_model_uri is not None:
+        init_from(model, init_model_uri, tracking.uri if tracking else None, freeze_encoder_layers)
+    model = model.to(device)
     model.control.free_bits = train_cfg.free_bits
     model.control.dataset_size = len(x_train)
     optimizers = model.configure_optimizers(train_cfg.learning_rate, train_cfg.weight_decay)
@@ -290,7 +320,11 @@ def train(
             best_state = torch.load(ckpt_dir / "best.pt", map_location=device, weights_only=True)["model"]
 
     stage_tags = {tag("dataset_version"): info.version, tag("model_name"): model_cfg.name, tag("train_key"): key}
-    with stage_run(tracking, "train", stage_tags, run_id=previous.info.run_id if previous else None) as run:
+    if init_model_uri is not None:
+        stage_tags.update({tag("init_model_uri"): init_model_uri, tag("frozen_encoder_layers"): freeze_encoder_layers})
+    with stage_run(
+        tracking, "train", stage_tags, run_id=previous.info.run_id if previous else None, run_name=run_name
+    ) as run:
         run_id = run.run_id
         ckpt_dir = workspace.model_dir(run_id)
         ckpt_dir.mkdir(parents=True, exist_ok=True)

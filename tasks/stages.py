@@ -43,11 +43,13 @@ _COMMON: dict[str, Any] = {
 }
 
 
-def configured(stage_task: Task, cfg: Config) -> Task:
-    """The task with the config's timeout, and retries with exponential backoff if the stage is I/O-bound."""
+def configured(stage_task: Task, cfg: Config, stage: str | None = None) -> Task:
+    """The task with the config's timeout for its stage (its name unless given), and retries with exponential
+    backoff if the stage is I/O-bound."""
     orchestration = cfg.orchestration
-    options: dict[str, Any] = {"timeout_seconds": getattr(orchestration.timeouts_s, stage_task.name)}
-    if stage_task.name in IO_BOUND and orchestration.retries:
+    stage = stage or stage_task.name
+    options: dict[str, Any] = {"timeout_seconds": getattr(orchestration.timeouts_s, stage)}
+    if stage in IO_BOUND and orchestration.retries:
         options.update(
             retries=orchestration.retries,
             retry_delay_seconds=exponential_backoff(orchestration.retry_backoff_s),

@@ -98,6 +98,7 @@ def write_dataset_table(
     shard_rows: int = 65536,
     val: float = 0.1,
     test: float = 0.1,
+    shape: tuple[int, int, int] | None = None,
 ) -> DatasetInfo:
     """Write in-memory arrays as a dataset table (same layout and manifest as `preprocess`), e.g. features that
     are already numeric, synthetic benchmarks, or test fixtures. Reuses the table if the same content exists."""
@@ -139,7 +140,9 @@ def write_dataset_table(
             h.update(np.ascontiguousarray(extra[key][start : start + shard_rows]).tobytes())
         digests.append(h.hexdigest())
     content_hash = hashlib.sha256("".join(digests).encode()).hexdigest()
-    version = stable_hash({"name": name, "content": content_hash, "split": [val, test], "v": SCHEMA_VERSION})
+    version = stable_hash(
+        {"name": name, "content": content_hash, "split": [val, test], "shape": shape, "v": SCHEMA_VERSION}
+    )
     final = workspace.dataset_dir(version)
     if (final / MANIFEST).is_file():
         return read_dataset_info(final)
@@ -174,7 +177,11 @@ def write_dataset_table(
             "rows": n,
             "splits": {s: splits.count(s) for s in SPLITS},
             "content_hash": content_hash,
-            "shape": {"height": 1, "width": width, "channels": 0},
+            "shape": (
+                {"channels": shape[0], "height": shape[1], "width": shape[2]}
+                if shape
+                else {"height": 1, "width": width, "channels": 0}
+            ),
             "feature_dim": width,
             "schema": schema.to_string(show_schema_metadata=False),
             "shards": shards,

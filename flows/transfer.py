@@ -1,0 +1,88 @@
+"""The transfer flow: frozen vs adapted vs scratch latent spaces on a target domain, in one MLflow parent run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+import latent
+from latent.config import Config, load_config
+from latent.tracking import end_run, log_text_artifact, setup_tracking, source_commit, start_pipeline_run, tag
+from latent.workspace import Workspace
+from tasks.stages import configured, encode_task
+from tasks.transfer import adapt_task, evaluate_task, source_task, target_task
+
+
+@flow(name="latent-transfer", validate_parameters=False)
+def transfer_flow(
+    config: dict[str, Any] | None = None,
+    force: bool = False,
+    config_file: str | None = None,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
+    started = time.perf_counter()
+    workspace = Workspace.at(cfg.workspace)
+    base = setup_tracking(cfg.tracking, workspace)
+    flow_run_id = str(flow_run.get_id() or "")
+    commit = source_commit()
+    run_tags = {
+        tag("kind"): "transfer",
+        tag("prefect_flow_run_id"): flow_run_id,
+        tag("config_hash"): cfg.config_hash(),
+        tag("package_version"): latent.__version__,
+        **({tag("git_commit"): commit} if commit else {}),
+    }
+    parent = start_pipeline_run(
+        base, "transfer", run_tags, {f"transfer.{k}": v for k, v in cfg.transfer.model_dump(mode="json").items()}
+    )
+    log_text_artifact(base, parent, cfg.to_yaml(), "config.yaml")
+    tracking = base.nested_under(parent)
+    tracking.tags.update({k: v for k, v in run_tags.items() if k != tag("kind")} | {tag("pipeline_run_id"): parent})
+    try:
+        source = source_task(cfg, workspace, tracking)
+        target = target_task(cfg, workspace, tracking, source)
+        fit = configured(adapt_task, cfg, "train")
+        adapted = fit(cfg, workspace, tracking, target, source["model_uri"], "adapt", force)
+        scratch = fit(cfg, workspace, tracking, target, None, "scratch", force)
+        encode = configured(encode_task, cfg)
+        models = {
+            "frozen": (source["model_uri"], source["model_version"], source["run_id"]),
+            "adapted": (adapted["model_uri"], adapted["model_version"], adapted["run_id"]),
+            "scratch": (scratch["model_uri"], scratch["model_version"], scratch["run_id"]),
+        }
+        tables = {
+            name: encode(cfg, workspace, tracking, target["dataset_path"], uri, version, run_id)["table_path"]
+            for name, (uri, version, run_id) in models.items()
+        }
+        source_tables = {
+            name: encode(cfg, workspace, tracking, source["dataset_path"], *models[name])["table_path"]
+            for name in ("frozen", "adapted")
+        }
+        out_dir = workspace.report_dir(parent) / "transfer"
+        result = evaluate_task(cfg, tables, source_tables, target["dataset_path"], str(out_dir))
+        import mlflow
+
+        client = mlflow.MlflowClient(base.uri)
+        client.log_artifacts(parent, result["report_dir"], "transfer")
+    except BaseException as exc:
+        end_run(
+            base, parent, "FAILED", None, {tag("error"): f"{type(exc).__name__}: {' '.join(str(exc).split())[:4000]}"}
+        )
+        raise
+    metrics = {**result["metrics"], "duration_total_s": time.perf_counter() - started}
+    end_run(base, parent, "FINISHED", metrics, {tag("transfer_report"): result["html_path"]})
+    return {
+        "transfer_run_id": parent,
+        "flow_run_id": flow_run_id,
+        "tracking_uri": base.uri,
+        "experiment_id": base.experiment_id,
+        "source": source,
+        "target_dataset": target["dataset_path"],
+        "models": {k: v[0] for k, v in models.items()},
+        "tables": tables,
+        **result,
+    }
