@@ -40,8 +40,15 @@ def main() -> None:
         sets = [a for s in [f"workspace={workspace}", *args.sets] for a in ("--set", s)]
         latent("run", "--config", str(ROOT / "conf" / "default.yaml"), *sets, cwd=ROOT)
         for shift in args.shifts:
-            latent("transfer", "--config", str(ROOT / "conf" / "transfer-digits.yaml"), *sets,
-                   "--set", f"transfer.shift.kind={shift}", cwd=ROOT)
+            latent(
+                "transfer",
+                "--config",
+                str(ROOT / "conf" / "transfer-digits.yaml"),
+                *sets,
+                "--set",
+                f"transfer.shift.kind={shift}",
+                cwd=ROOT,
+            )
             report = max((workspace / "reports").glob("*/transfer/transfer.json"), key=lambda p: p.stat().st_mtime)
             result = json.loads(report.read_text())
             accuracy, metrics = result["accuracy"], result["metrics"]
@@ -50,9 +57,11 @@ def main() -> None:
             print(f"{'approach':<12}" + "".join(f"{b + ' labels':>13}" for b in budgets))
             for approach, scores in accuracy.items():
                 print(f"{approach:<12}" + "".join(f"{scores[b]:>13.3f}" for b in budgets))
-            print(f"MMD² source vs target: before {metrics['mmd_before']:.4f}, after adaptation "
-                  f"{metrics['mmd_after']:.4f}; Fréchet: before {metrics['frechet_before']:.2f}, after "
-                  f"{metrics['frechet_after']:.2f}")
+            print(
+                f"MMD² source vs target: before {metrics['mmd_before']:.4f}, after adaptation "
+                f"{metrics['mmd_after']:.4f}; Fréchet: before {metrics['frechet_before']:.2f}, after "
+                f"{metrics['frechet_after']:.2f}"
+            )
 
 
 if __name__ == "__main__":

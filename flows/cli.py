@@ -393,7 +393,7 @@ def serve(
         from flows.deployments import serve as serve_deployments
 
         for d in specs.deployments:
-            out.print(f"deployment latent-pipeline/{d.name}: cron '{d.cron}' ({d.timezone})", highlight=False)
+            out.print(f"deployment latent-{d.flow}/{d.name}: cron '{d.cron}' ({d.timezone})", highlight=False)
         serve_deployments(schedules)
     except KeyboardInterrupt:
         return

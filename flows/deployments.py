@@ -1,4 +1,4 @@
-"""Deployments: the pipeline flow on the cron schedules declared in conf/schedules.yaml, served by `latent serve`."""
+"""Deployments: the pipeline and transfer flows on the cron schedules of conf/schedules.yaml, for `latent serve`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from prefect.schedules import Cron
 
 from flows.pipeline import pipeline_flow
+from flows.transfer import transfer_flow
 from latent.config import load_config, load_schedules
 
 
@@ -16,11 +17,16 @@ def build_deployments(schedules_path: str | Path) -> list[Any]:
     deployments = []
     for spec in load_schedules(schedules_path).deployments:
         cfg = load_config(spec.config, spec.set)
+        parameters: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "force": spec.force}
+        if spec.flow == "pipeline":
+            flow, parameters["stages"] = pipeline_flow, spec.stages
+        else:
+            flow = transfer_flow
         deployments.append(
-            pipeline_flow.to_deployment(
+            flow.to_deployment(
                 name=spec.name,
                 schedule=Cron(spec.cron, timezone=spec.timezone),
-                parameters={"config": cfg.model_dump(mode="json"), "stages": spec.stages, "force": spec.force},
+                parameters=parameters,
                 paused=spec.paused,
                 description=spec.description,
                 tags=["latent"],

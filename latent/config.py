@@ -327,7 +327,8 @@ def _one_line(exc: Exception) -> str:
 
 class DeploymentConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    cron: str = Field(min_length=9)
+    flow: Literal["pipeline", "transfer"] = "pipeline"
+    cron: str
     timezone: str = "UTC"
     config: str | None = None  # pipeline config file, relative to the working directory; None: built-in defaults
     set: list[str] = Field(default_factory=list)  # --set overrides applied to it

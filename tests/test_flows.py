@@ -56,3 +56,35 @@ def test_a_stage_without_its_inputs_fails_with_the_step_to_take(prefect_harness,
     runs = client.search_runs([client.get_experiment_by_name("latent").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
     assert "run `latent preprocess` first" in runs[0].data.tags["latent.error"]
+
+
+def test_the_shipped_schedules_build_pipeline_and_transfer_deployments():
+    from flows.deployments import build_deployments
+    from tests.conftest import ROOT
+
+    deployments = {d.name: d for d in build_deployments(ROOT / "conf" / "schedules.yaml")}
+    assert {d.flow_name for d in deployments.values()} == {"latent-pipeline", "latent-transfer"}
+    nightly = deployments["nightly"]
+    assert nightly.schedules[0].schedule.cron == "0 2 * * *"
+    assert nightly.parameters["config"]["train"]["epochs"] == 100 and nightly.parameters["force"] is False
+    assert deployments["weekly-retrain"].parameters["force"] is True
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ("cron: '0 2 * *'", "expected a 5-field cron expression"),
+        ("cron: '0 2 * * *'\n    timezone: Mars/Olympus", "unknown time zone"),
+        ("cron: '0 2 * * *'\n    flow: nope", "deployments.0.flow"),
+        ("cron: '0 2 * * *'\n    set: ['train.epochs=zero']", "train.epochs: input should be a valid integer"),
+    ],
+)
+def test_bad_schedules_are_refused_by_key(tmp_path, entry, fragment):
+    from latent.config import load_schedules
+    from latent.errors import ConfigError
+
+    path = tmp_path / "schedules.yaml"
+    path.write_text(f"deployments:\n  - name: x\n    {entry}\n")
+    with pytest.raises(ConfigError) as err:
+        load_schedules(path)
+    assert fragment in str(err.value)
