@@ -23,8 +23,7 @@ import torch
 
 import latent
 from latent.config import DaskConfig, EncodeConfig
-from latent.data.arrow import arrow_to_vectors
-from latent.data.dataset import extra_fields, iter_dataset_batches, read_dataset_info, shard_files
+from latent.data.dataset import FeatureTransform, extra_fields, iter_dataset_batches, read_dataset_info, shard_files
 from latent.errors import DataError
 from latent.models.io import load_logged_model
 from latent.progress import reporter
@@ -144,12 +143,13 @@ def _encode_files(
     batch_size: int,
     metadata: dict[str, str],
     extra: list[pa.Field],
+    transform: FeatureTransform,
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     writer = LatentTableWriter(out_dir, model.config.latent_dim, metadata, extra, part=part)
 
     def compute(batch: pa.RecordBatch) -> tuple:
-        out = encode_array(model, arrow_to_vectors(batch.column("x")))
+        out = encode_array(model, transform.apply(batch.column("x")))
         if on_batch is not None:
             on_batch(batch.num_rows)
         return out
@@ -180,10 +180,11 @@ def encode_shard(
     batch_size: int,
     metadata: dict[str, str],
     extra: list[pa.Field],
+    transform: FeatureTransform,
 ) -> dict[str, int]:
     """One Dask task: encode one dataset shard into `split=*/part-<part>.parquet` files under out_dir."""
     model = _worker_model(model_uri, tracking_uri)
-    return _encode_files(model, [Path(shard)], Path(out_dir), part, batch_size, metadata, extra)
+    return _encode_files(model, [Path(shard)], Path(out_dir), part, batch_size, metadata, extra, transform)
 
 
 def encode(
@@ -254,6 +255,7 @@ def encode(
                                 cfg.batch_size,
                                 metadata,
                                 extra,
+                                info.transform,
                                 pure=False,
                             )
                             for i, f in enumerate(shards)
@@ -272,6 +274,7 @@ def encode(
                         cfg.batch_size,
                         metadata,
                         extra,
+                        info.transform,
                         on_batch=lambda n: progress.advance("encode", n),
                     )
                 rows = sum(counts.values())

@@ -16,6 +16,44 @@ from latent.errors import DataError
 
 
 @dataclass(frozen=True)
+class FeatureTransform:
+    """How stored features become model inputs: x * scale (uint8 pixels -> [0, 1]), then missing values filled
+    with train-split medians, then standardised with train-split mean and std. Recorded in the manifest and
+    applied on every read, so training and encoding see identical inputs."""
+
+    scale: float = 1.0
+    fill: tuple[float, ...] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def apply(self, column) -> np.ndarray:
+        x = arrow_to_vectors(column, np.float32)
+        if self.scale != 1.0:
+            x = x * np.float32(self.scale)
+        if self.fill is not None:
+            missing = np.isnan(x)
+            if missing.any():
+                x = np.where(missing, np.asarray(self.fill, np.float32)[None, :], x)
+        if self.mean is not None and self.std is not None:
+            x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def to_json(self) -> dict:
+        return {"scale": self.scale, "fill": self.fill, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> FeatureTransform:
+        data = data or {}
+        as_tuple = lambda v: tuple(float(x) for x in v) if v is not None else None  # noqa: E731
+        return cls(
+            float(data.get("scale", 1.0)),
+            as_tuple(data.get("fill")),
+            as_tuple(data.get("mean")),
+            as_tuple(data.get("std")),
+        )
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     path: Path
     version: str
@@ -24,6 +62,7 @@ class DatasetInfo:
     content_hash: str
     feature_dim: int
     shape: dict[str, int]
+    transform: FeatureTransform = FeatureTransform()
 
 
 def read_dataset_info(path: str | Path) -> DatasetInfo:
@@ -41,6 +80,7 @@ def read_dataset_info(path: str | Path) -> DatasetInfo:
             content_hash=m["content_hash"],
             feature_dim=int(m["feature_dim"]),
             shape=dict(m["shape"]),
+            transform=FeatureTransform.from_json(m.get("transform")),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{manifest_path}: malformed manifest ({exc!r})") from None
@@ -55,11 +95,11 @@ def load_dataset_arrays(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, x as float32 (n, d), labels) for the rows of the given splits, in table order."""
     path = Path(path)
-    read_dataset_info(path)
+    info = read_dataset_info(path)
     table = _dataset(path).to_table(columns=["id", "label", "x"], filter=ds.field("split").isin(list(splits)))
     ids = np.asarray(table.column("id").to_pylist(), dtype=object)
     labels = table.column("label").to_numpy(zero_copy_only=False)
-    return ids, arrow_to_vectors(table.column("x")), labels
+    return ids, info.transform.apply(table.column("x")), labels
 
 
 DATASET_COLUMNS = ("id", "split", "label", "x")
