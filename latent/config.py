@@ -23,9 +23,46 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
 
+class ImageOptions(StrictModel):
+    size: list[int] | None = None  # [height, width] to resize to; null: keep, and all images must match
+    mode: Literal["grayscale", "rgb"] | None = "grayscale"  # null: keep, and all images must match
+    on_bad_file: Literal["error", "skip"] = "error"  # skip: quarantine.parquet lists the files and reasons
+
+    @field_validator("size")
+    @classmethod
+    def _two_positive(cls, size: list[int] | None) -> list[int] | None:
+        if size is not None and (len(size) != 2 or min(size) <= 0):
+            raise ValueError(f"expected [height, width] of positive integers, got {size}")
+        return size
+
+
+class TabularOptions(StrictModel):
+    features: list[str] | None = None  # null: every numeric column except the label
+    label: str | None = None
+    missing: Literal["error", "median"] = "error"  # median: fill with train-split medians
+
+
+class ShapesOptions(StrictModel):
+    n_samples: int | None = Field(default=10000, gt=0)  # null: the full grid of 737,280 images
+    seed: int = 0
+
+
 class DatasetConfig(StrictModel):
-    source: Literal["digits"] = "digits"
+    source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular"] = "digits"
     name: str = Field(default="digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    path: str | None = None  # image_folder: a folder; npz, tabular: a file or glob; idx: the images file
+    labels_path: str | None = None  # idx: the labels file
+    x_key: str = "x"  # npz: the array of images or features
+    y_key: str | None = "y"  # npz: the array of labels (null: none)
+    image: ImageOptions = ImageOptions()
+    tabular: TabularOptions = TabularOptions()
+    shapes: ShapesOptions = ShapesOptions()
+
+    @model_validator(mode="after")
+    def _path_for_file_sources(self) -> DatasetConfig:
+        if self.source in ("image_folder", "npz", "idx", "tabular") and not self.path:
+            raise ValueError(f"source {self.source} needs dataset.path")
+        return self
 
 
 class SplitConfig(StrictModel):

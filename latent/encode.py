@@ -239,7 +239,7 @@ def encode(
         progress.start("encode", "encode", info.rows)
         started = time.perf_counter()
         try:
-            with publish_dir(final, replace=True) as staging:
+            with publish_dir(final, replace=True, marker=TABLE_JSON) as staging:
                 if engine == "dask":
                     from latent.parallel import dask_client
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from latent.config import Config
-from latent.data.ingest import RAW_FILE, source_fingerprint
+from latent.data.ingest import plan_path, source_fingerprint
 from latent.data.preprocess import dataset_version
 from latent.errors import DataError
 from latent.tables import read_table_info
@@ -14,9 +14,9 @@ from latent.workspace import Workspace
 
 
 def raw_table_for(cfg: Config, workspace: Workspace) -> tuple[str, str]:
-    """(raw table path, source fingerprint) that `latent ingest` writes for this config."""
+    """(ingest plan path, source fingerprint) that `latent ingest` writes for this config."""
     fingerprint = source_fingerprint(cfg.dataset)
-    return str(workspace.raw_dir(fingerprint) / RAW_FILE), fingerprint
+    return str(plan_path(workspace, fingerprint, cfg.preprocess.shard_rows)), fingerprint
 
 
 def dataset_for(cfg: Config, workspace: Workspace) -> str:

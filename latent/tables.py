@@ -167,10 +167,16 @@ def open_latent_dataset(path: str | Path) -> ds.Dataset:
 
 
 def _read_snapshot(path: Path, columns: list[str] | None) -> tuple[dict, pa.Table]:
-    """Read one published version whole: the directory is opened once and every file through it, so a table
-    replaced meanwhile is seen entirely old or entirely new. Retries if the old version vanished mid-open."""
-    for _ in range(10):
+    """Read one published version whole, even while it is being replaced.
+
+    The directory is opened once and every file through it, so a replacement (an atomic exchange) cannot mix
+    versions; and the marker `_table.json` is checked again after the listing, because an old version is deleted
+    marker first: if the marker is still there, no data file had gone when the directory was listed. Otherwise
+    the read starts again, on the new version.
+    """
+    for _ in range(20):
         handles: list[io.BufferedReader] = []
+        parts: list[tuple[str, io.BufferedReader]] = []
         try:
             dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:
@@ -178,7 +184,6 @@ def _read_snapshot(path: Path, columns: list[str] | None) -> tuple[dict, pa.Tabl
         try:
             with os.fdopen(os.open(TABLE_JSON, os.O_RDONLY, dir_fd=dir_fd)) as fh:
                 info = json.load(fh)
-            parts: list[tuple[str, io.BufferedReader]] = []
             for entry in sorted(os.listdir(dir_fd)):
                 if not entry.startswith("split="):
                     continue
@@ -190,11 +195,14 @@ def _read_snapshot(path: Path, columns: list[str] | None) -> tuple[dict, pa.Tabl
                         parts.append((entry.removeprefix("split="), handle))
                 finally:
                     os.close(sub_fd)
+            os.stat(TABLE_JSON, dir_fd=dir_fd)  # still published: the listing above was complete
         except FileNotFoundError:
             for handle in handles:
                 handle.close()
             continue
         except ValueError as exc:
+            for handle in handles:
+                handle.close()
             raise DataError(f"{path}/{TABLE_JSON}: malformed table description ({exc})") from None
         finally:
             os.close(dir_fd)

@@ -92,8 +92,16 @@ def _exchange(a: Path, b: Path) -> bool:
     return rc == 0
 
 
+def remove_version(path: Path, marker: str | None) -> None:
+    """Delete a published directory, its marker file first: a reader that still sees the marker after listing
+    the directory knows its listing was complete (see `tables._read_snapshot`)."""
+    if marker:
+        (path / marker).unlink(missing_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def publish_dir(final: Path, replace: bool = False) -> Iterator[Path]:
+def publish_dir(final: Path, replace: bool = False, marker: str | None = None) -> Iterator[Path]:
     """Yield a sibling staging directory; on success it becomes `final` in one rename.
 
     A reader that opens the directory sees either no directory, the previous one, or the complete new one, never
@@ -110,12 +118,12 @@ def publish_dir(final: Path, replace: bool = False) -> Iterator[Path]:
             if not replace:
                 raise FileExistsError(f"{final} already exists")
             if _exchange(staging, final):
-                shutil.rmtree(staging)  # staging now holds the old contents
+                remove_version(staging, marker)  # staging now holds the old contents
             else:
                 old = final.parent / f"{TMP_PREFIX}{final.name}-old-{uuid.uuid4().hex[:8]}"
                 os.rename(final, old)
                 os.rename(staging, final)
-                shutil.rmtree(old)
+                remove_version(old, marker)
         else:
             os.rename(staging, final)
         _fsync_dir(final.parent)

@@ -66,7 +66,7 @@ def _timed(fn, *args, **kwargs) -> dict[str, Any]:
 
 @task(name="ingest", **_COMMON)
 def ingest_task(cfg: Config, workspace: Workspace, force: bool = False) -> dict[str, Any]:
-    return _timed(ingest, cfg.dataset, workspace, force=force)
+    return _timed(ingest, cfg.dataset, workspace, force=force, shard_rows=cfg.preprocess.shard_rows)
 
 
 @task(name="preprocess", **_COMMON)

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,7 +14,7 @@ from latent.workspace import Workspace
 
 def test_ingest_writes_all_digits_with_stable_ids(library_run):
     result = library_run.ingest
-    table = pq.read_table(result.raw_path)
+    table = pq.read_table(Path(result.raw_path).parent / "raw.parquet")
     assert table.num_rows == 1797
     ids = table.column("id").to_pylist()
     assert len(set(ids)) == 1797 and ids[0] == "digits-00000"
@@ -44,7 +45,8 @@ def test_preprocess_writes_shards_manifest_and_scaled_pixels(library_run):
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert info.rows == 1797 == sum(info.splits.values())
     assert len(manifest["shards"]) == 4  # 1,797 rows at shard_rows=512
-    assert manifest["feature_dim"] == 64 and "x: fixed_size_list<item: float>[64]" in manifest["schema"]
+    assert manifest["feature_dim"] == 64 and "x: fixed_size_list<element: uint8>[64]" in manifest["schema"]
+    assert manifest["transform"]["scale"] == 1 / 16  # stored as 8-bit pixels, read as [0, 1]
     _, x, _ = load_dataset_arrays(info.path)
     assert x.dtype == np.float32 and x.shape == (1797, 64)
     assert x.min() == 0.0 and x.max() == 1.0

@@ -1,4 +1,4 @@
-"""Ingest: read a configured source into a raw Parquet table with a stable `id` per row."""
+"""Ingest: find what a configured source holds and write its plan (and, for digits, the raw Parquet table)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from latent.config import DatasetConfig, stable_hash
+from latent.config import DatasetConfig
 from latent.data.arrow import vectors_to_arrow
-from latent.errors import DataError
+from latent.data.sources import get_source, plan_to_json
 from latent.workspace import Workspace, atomic_write_text, publish_dir
 
 RAW_FILE = "raw.parquet"
@@ -21,55 +21,54 @@ RAW_ROW_GROUP = 256  # preprocessing distributes whole row groups to Dask worker
 
 @dataclass(frozen=True)
 class IngestResult:
-    raw_path: str
+    raw_path: str  # the plan file that preprocessing reads
     fingerprint: str
     n_rows: int
     reused: bool
 
 
 def source_fingerprint(dataset: DatasetConfig) -> str:
-    """Identity of the source's content. Built-in sources: generator name + version."""
-    if dataset.source == "digits":
-        import sklearn
-
-        return stable_hash({"source": "digits", "sklearn": sklearn.__version__})
-    raise DataError(f"dataset.source: unsupported source {dataset.source!r}")
+    """Identity of the source's content: generator name + parameters, or file paths + sizes + mtimes."""
+    return get_source(dataset).fingerprint()
 
 
-def _digits_table() -> pa.Table:
+def plan_path(workspace: Workspace, fingerprint: str, shard_rows: int) -> Path:
+    return workspace.raw_dir(fingerprint) / f"plan-{shard_rows}.json"
+
+
+def write_digits_raw(directory: Path) -> Path:
+    """scikit-learn's digits as a raw Parquet table: a stable `id` per row, label, 8-bit pixels (0..16)."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    images = np.asarray(bunch.images, dtype=np.float64)  # values 0..16
+    images = np.asarray(bunch.images)
     n, height, width = images.shape
-    pixels = images.reshape(n, height * width).astype(np.uint8)
     table = pa.table(
         {
             "id": pa.array([f"digits-{i:05d}" for i in range(n)], pa.string()),
             "label": pa.array(np.asarray(bunch.target, dtype=np.int64)),
-            "pixels": vectors_to_arrow(pixels),
+            "pixels": vectors_to_arrow(images.reshape(n, height * width).astype(np.uint8)),
         }
     )
     meta = {"height": height, "width": width, "channels": 1, "pixel_max": 16, "source": "digits"}
-    return table.replace_schema_metadata({f"latent.{k}": str(v) for k, v in meta.items()})
+    table = table.replace_schema_metadata({f"latent.{k}": str(v) for k, v in meta.items()})
+    path = directory / RAW_FILE
+    pq.write_table(table, path, row_group_size=RAW_ROW_GROUP, compression="zstd")
+    return path
 
 
-def ingest(dataset: DatasetConfig, workspace: Workspace, force: bool = False) -> IngestResult:
-    """Write the source as `raw/<fingerprint>/raw.parquet`; reuse it when it exists, unless force."""
-    fingerprint = source_fingerprint(dataset)
+def ingest(dataset: DatasetConfig, workspace: Workspace, force: bool = False, shard_rows: int = 512) -> IngestResult:
+    """Write `raw/<fingerprint>/plan-<shard_rows>.json`; reuse it when it exists, unless force."""
+    source = get_source(dataset)
+    fingerprint = source.fingerprint()
     final = workspace.raw_dir(fingerprint)
-    raw_path = final / RAW_FILE
-    if raw_path.is_file() and not force:
-        return IngestResult(str(raw_path), fingerprint, pq.ParquetFile(raw_path).metadata.num_rows, reused=True)
-
-    table = _digits_table()
-    if table.num_rows == 0:
-        raise DataError(f"dataset.source={dataset.source}: the source has no rows")
+    plan_file = plan_path(workspace, fingerprint, shard_rows)
+    if plan_file.is_file() and not force:
+        return IngestResult(str(plan_file), fingerprint, int(json.loads(plan_file.read_text())["rows"] or 0), True)
     with publish_dir(final, replace=True) as staging:
-        pq.write_table(table, staging / RAW_FILE, row_group_size=RAW_ROW_GROUP, compression="zstd")
-        info = {"source": dataset.source, "fingerprint": fingerprint, "rows": table.num_rows}
-        atomic_write_text(staging / "source.json", json.dumps(info, indent=2))
-    return IngestResult(str(raw_path), fingerprint, table.num_rows, reused=False)
+        plan = source.plan(staging, shard_rows)
+        atomic_write_text(staging / plan_file.name, plan_to_json(plan, dataset, fingerprint))
+    return IngestResult(str(plan_file), fingerprint, int(plan.rows or 0), reused=False)
 
 
 def read_raw_metadata(raw_path: str | Path) -> dict[str, str]:

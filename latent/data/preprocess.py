@@ -1,7 +1,14 @@
-"""Preprocess: Dask workers turn raw row groups into a sharded, split, normalised dataset table."""
+"""Preprocess: Dask workers decode the source's partitions into a sharded, split dataset table.
+
+Each task decodes one partition of the ingest plan (files, row ranges or generator indices), assigns splits from a
+hash of each row's id, and writes one shard. The driver then writes the manifest: row counts, schema, a content
+hash, and the feature transform (pixel scale; for tabular data, missing-value fill and standardisation fitted on
+the train split only) that every reader applies.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -13,15 +20,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latent.config import DaskConfig, PreprocessConfig, SplitConfig, stable_hash
-from latent.data.arrow import arrow_to_vectors, vectors_to_arrow
-from latent.data.ingest import read_raw_metadata
+from latent.data.arrow import vectors_to_arrow
+from latent.data.dataset import FeatureTransform, load_dataset_arrays
+from latent.data.sources import Plan, Source, source_from_plan
 from latent.errors import DataError
 from latent.parallel import dask_client
 from latent.workspace import Workspace, atomic_write_text, publish_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 STATS = "stats.json"
+QUARANTINE = "quarantine.parquet"
 SPLITS = ("train", "val", "test")
 # Dataset tables are read again and again (every epoch's loader, every encoding): LZ4 decodes ~2.5x faster than
 # zstd here for float features, which rarely compress anyway. Analyst-facing latent tables use zstd.
@@ -35,6 +44,7 @@ class PreprocessResult:
     n_rows: int
     content_hash: str
     reused: bool
+    skipped: int = 0
 
 
 def dataset_version(fingerprint: str, cfg: PreprocessConfig) -> str:
@@ -52,53 +62,94 @@ def split_of(row_id: str, split: SplitConfig) -> str:
     return "train"
 
 
-def dataset_schema(width: int) -> pa.Schema:
+def dataset_schema(width: int, dtype: pa.DataType = pa.float32(), extra: list[pa.Field] | None = None) -> pa.Schema:
     return pa.schema(
         [
             ("id", pa.string()),
             ("split", pa.string()),
             ("label", pa.int64()),
-            ("x", pa.list_(pa.float32(), width)),
+            ("x", pa.list_(dtype, width)),
+            *(extra or []),
         ]
     )
 
 
-def _preprocess_shard(
-    raw_path: str, row_groups: list[int], out_path: str, split: SplitConfig, pixel_max: float, meta: dict
-) -> dict:
-    """One Dask task: read row groups, scale pixels to [0, 1], assign splits, write one shard."""
-    table = pq.ParquetFile(raw_path).read_row_groups(row_groups)
-    ids = table.column("id").to_pylist()
-    pixels = arrow_to_vectors(table.column("pixels"), np.float32)
-    x = (pixels / np.float32(pixel_max)).astype(np.float32)
-    if not np.isfinite(x).all():
-        raise DataError(f"{raw_path}: row groups {row_groups} contain non-finite pixel values")
-    splits = [split_of(i, split) for i in ids]
-    out = pa.table(
-        {
-            "id": pa.array(ids, pa.string()),
-            "split": pa.array(splits, pa.string()),
-            "label": table.column("label").combine_chunks(),
-            "x": vectors_to_arrow(x),
-        },
-        schema=dataset_schema(x.shape[1]),
-    ).replace_schema_metadata(meta)
-    pq.write_table(out, out_path, compression=DATASET_COMPRESSION, use_dictionary=["split"])
+@functools.lru_cache(maxsize=8)
+def _plan_source(plan_file: str) -> tuple[Source, Plan]:
+    path = Path(plan_file)
+    return source_from_plan(json.loads(path.read_text()), path.parent)
+
+
+def _preprocess_partition(plan_file: str, index: int, out_path: str, split: SplitConfig, meta: dict) -> dict:
+    """One Dask task: decode partition `index` of the plan, assign splits, write one shard."""
+    source, plan = _plan_source(plan_file)
+    rows = source.read(plan.partitions[index])
+    n = len(rows.ids)
+    if n == 0:
+        return {
+            "file": None,
+            "rows": 0,
+            "counts": dict.fromkeys(SPLITS, 0),
+            "sha256": "",
+            "skipped": rows.skipped,
+            "train_sum": 0.0,
+            "train_sumsq": 0.0,
+            "train_values": 0,
+        }
+    splits = [split_of(i, split) for i in rows.ids]
+    dtype = pa.uint8() if rows.x.dtype == np.uint8 else pa.float32()
+    x = rows.x if rows.x.dtype == np.uint8 else rows.x.astype(np.float32)
+    extra = [pa.field(k, pa.from_numpy_dtype(v.dtype)) for k, v in rows.extra.items()]
+    table = pa.Table.from_arrays(
+        [
+            pa.array(rows.ids, pa.string()),
+            pa.array(splits, pa.string()),
+            rows.labels.cast(pa.int64()),
+            vectors_to_arrow(x),
+            *(pa.array(v) for v in rows.extra.values()),
+        ],
+        schema=dataset_schema(x.shape[1], dtype, extra).with_metadata(meta),
+    )
+    pq.write_table(table, out_path, compression=DATASET_COMPRESSION, use_dictionary=["split"])
     digest = hashlib.sha256()
-    digest.update("\0".join(ids).encode())
+    digest.update("\0".join(rows.ids).encode())
     digest.update(x.tobytes())
-    digest.update(np.asarray(table.column("label").to_numpy(zero_copy_only=False), np.int64).tobytes())
-    counts = {s: splits.count(s) for s in SPLITS}
-    train = x[np.asarray(splits) == "train"]
+    digest.update(np.asarray(rows.labels.fill_null(-1).to_numpy(zero_copy_only=False), np.int64).tobytes())
+    for values in rows.extra.values():
+        digest.update(np.ascontiguousarray(values).tobytes())
+    train = x[np.asarray(splits) == "train"].astype(np.float64) * plan.scale
+    train = train[np.isfinite(train).all(1)] if train.size else train
     return {
         "file": Path(out_path).name,
-        "rows": len(ids),
-        "counts": counts,
+        "rows": n,
+        "counts": {s: splits.count(s) for s in SPLITS},
         "sha256": digest.hexdigest(),
-        "train_sum": float(train.sum(dtype=np.float64)),
-        "train_sumsq": float(np.square(train, dtype=np.float64).sum()),
+        "skipped": rows.skipped,
+        "train_sum": float(train.sum()),
+        "train_sumsq": float(np.square(train).sum()),
         "train_values": int(train.size),
     }
+
+
+def _fit_transform(staging: Path, manifest: dict, plan: Plan, standardise: bool, fill: bool) -> FeatureTransform:
+    """Fill values and standardisation for tabular features, fitted on the train split only."""
+    transform = FeatureTransform(scale=plan.scale)
+    if not (standardise or fill):
+        return transform
+    atomic_write_text(staging / MANIFEST, json.dumps({**manifest, "transform": transform.to_json()}))
+    _, x, _ = load_dataset_arrays(staging, ("train",))
+    if len(x) == 0:
+        raise DataError(f"{staging}: the train split is empty; cannot fit the feature statistics")
+    medians = np.nanmedian(x, axis=0) if fill else None
+    if medians is not None and np.isnan(medians).any():
+        col = int(np.flatnonzero(np.isnan(medians))[0])
+        raise DataError(f"feature column {plan.info.get('features', [col])[col]!r} has no values in the train split")
+    if medians is not None:
+        x = np.where(np.isnan(x), medians[None, :], x)
+    mean, std = x.mean(0), x.std(0)
+    std = np.where(std > 0, std, 1.0)
+    as_tuple = lambda v: tuple(float(a) for a in v) if v is not None else None  # noqa: E731
+    return FeatureTransform(plan.scale, as_tuple(medians), as_tuple(mean), as_tuple(std))
 
 
 def preprocess(
@@ -109,29 +160,27 @@ def preprocess(
     workspace: Workspace,
     force: bool = False,
 ) -> PreprocessResult:
-    """Build `datasets/<version>/` (shards + manifest + stats) with Dask; reuse it when the version exists,
-    unless force (then the new table replaces the old in one atomic exchange)."""
+    """Build `datasets/<version>/` (shards + manifest + stats) with Dask from an ingest plan; reuse it when the
+    version exists, unless force (then the new table replaces the old in one atomic exchange)."""
     version = dataset_version(fingerprint, cfg)
     final = workspace.dataset_dir(version)
     if (final / MANIFEST).is_file() and not force:
         manifest = json.loads((final / MANIFEST).read_text())
-        return PreprocessResult(str(final), version, manifest["rows"], manifest["content_hash"], reused=True)
-
-    raw_path = Path(raw_path)
-    if not raw_path.is_file():
-        raise DataError(f"{raw_path}: raw table not found; run `latent ingest` first")
-    raw_meta = read_raw_metadata(raw_path)
-    try:
-        pixel_max = float(raw_meta["pixel_max"])
-        height, width, channels = (int(raw_meta[k]) for k in ("height", "width", "channels"))
-    except (KeyError, ValueError) as exc:
-        raise DataError(f"{raw_path}: raw table metadata lacks image geometry ({exc})") from None
-    n_groups = pq.ParquetFile(raw_path).metadata.num_row_groups
-    group_rows = pq.ParquetFile(raw_path).metadata.row_group(0).num_rows if n_groups else 0
-    if n_groups == 0 or group_rows == 0:
-        raise DataError(f"{raw_path}: the raw table is empty")
-    per_shard = max(1, round(cfg.shard_rows / group_rows))
-    shards = [list(range(i, min(i + per_shard, n_groups))) for i in range(0, n_groups, per_shard)]
+        return PreprocessResult(
+            str(final),
+            version,
+            manifest["rows"],
+            manifest["content_hash"],
+            reused=True,
+            skipped=len(manifest.get("skipped", [])),
+        )
+    plan_file = Path(raw_path)
+    if not plan_file.is_file():
+        raise DataError(f"{plan_file}: no ingest plan; run `latent ingest` first")
+    source, plan = source_from_plan(json.loads(plan_file.read_text()), plan_file.parent)
+    if not plan.partitions:
+        raise DataError(f"{source.cfg.path or source.cfg.source}: the source has no rows")
+    channels, height, width = plan.geometry
     meta = {
         "latent.schema_version": str(SCHEMA_VERSION),
         "latent.dataset_version": version,
@@ -141,44 +190,60 @@ def preprocess(
     }
 
     started = time.perf_counter()
-    with publish_dir(final, replace=True) as staging, dask_client(dask_cfg) as client:
+    with publish_dir(final, replace=True, marker=MANIFEST) as staging, dask_client(dask_cfg) as client:
         futures = [
             client.submit(
-                _preprocess_shard,
-                str(raw_path),
-                groups,
+                _preprocess_partition,
+                str(plan_file),
+                i,
                 str(staging / f"part-{i:05d}.parquet"),
                 cfg.split,
-                pixel_max,
                 meta,
                 pure=False,
             )
-            for i, groups in enumerate(shards)
+            for i in range(len(plan.partitions))
         ]
         results = client.gather(futures)
-        n_rows = sum(r["rows"] for r in results)
-        counts = {s: sum(r["counts"][s] for r in results) for s in SPLITS}
-        content_hash = hashlib.sha256("".join(r["sha256"] for r in results).encode()).hexdigest()
-        n_values = sum(r["train_values"] for r in results)
-        mean = sum(r["train_sum"] for r in results) / max(n_values, 1)
-        var = sum(r["train_sumsq"] for r in results) / max(n_values, 1) - mean**2
+        kept = [r for r in results if r["rows"]]
+        skipped = [s for r in results for s in r["skipped"]]
+        n_rows = sum(r["rows"] for r in kept)
+        if n_rows == 0:
+            why = f"; all {len(skipped)} files were skipped (see the reasons in the error log)" if skipped else ""
+            raise DataError(f"{source.cfg.path or source.cfg.source}: no rows to preprocess{why}")
+        counts = {s: sum(r["counts"][s] for r in kept) for s in SPLITS}
+        content_hash = hashlib.sha256("".join(r["sha256"] for r in kept).encode()).hexdigest()
+        n_values = sum(r["train_values"] for r in kept)
+        mean = sum(r["train_sum"] for r in kept) / max(n_values, 1)
+        var = sum(r["train_sumsq"] for r in kept) / max(n_values, 1) - mean**2
+        feature_dim = channels * height * width if channels else width
+        schema = pq.read_schema(staging / kept[0]["file"])
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "dataset_version": version,
+            "source": source.cfg.source,
             "source_fingerprint": fingerprint,
-            "raw_path": str(raw_path),
+            "plan": str(plan_file),
             "rows": n_rows,
             "splits": counts,
             "content_hash": content_hash,
             "shape": {"height": height, "width": width, "channels": channels},
-            "feature_dim": height * width * channels,
-            "schema": dataset_schema(height * width * channels).to_string(show_schema_metadata=False),
-            "shards": [{"file": r["file"], "rows": r["rows"], "sha256": r["sha256"]} for r in results],
+            "feature_dim": feature_dim,
+            "schema": schema.to_string(show_schema_metadata=False),
+            "shards": [{"file": r["file"], "rows": r["rows"], "sha256": r["sha256"]} for r in kept],
+            "skipped": [{"file": f, "reason": why} for f, why in skipped],
             "preprocess": cfg.model_dump(mode="json"),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "seconds": round(time.perf_counter() - started, 3),
         }
+        tabular = source.cfg.source == "tabular"
+        transform = _fit_transform(
+            staging, manifest, plan, standardise=tabular, fill=tabular and source.cfg.tabular.missing == "median"
+        )
+        manifest["transform"] = transform.to_json()
+        manifest["seconds"] = round(time.perf_counter() - started, 3)
+        if skipped:
+            quarantine = pa.table({"file": [f for f, _ in skipped], "reason": [w for _, w in skipped]})
+            pq.write_table(quarantine, staging / QUARANTINE)
         stats = {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values}
         atomic_write_text(staging / STATS, json.dumps(stats, indent=2))
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
-    return PreprocessResult(str(final), version, n_rows, content_hash, reused=False)
+    return PreprocessResult(str(final), version, n_rows, content_hash, reused=False, skipped=len(skipped))
