@@ -333,8 +333,9 @@ class ImageFolderSource(Source):
 
 def _npy_header(zf: zipfile.ZipFile, member: str, path: Path) -> tuple[tuple[int, ...], np.dtype]:
     with zf.open(member) as fh:
-        version = np.lib.format.read_magic(fh)
-        shape, _, dtype = np.lib.format._read_array_header(fh, version)  # header only: no data is read
+        version = np.lib.format.read_magic(fh)  # then the header alone: no data is read
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(fh)
     if dtype.hasobject:
         raise DataError(f"{path}: array {member[:-4]!r} holds Python objects; only numeric arrays are read")
     return shape, dtype
