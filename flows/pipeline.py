@@ -17,7 +17,15 @@ import latent
 from latent import lineage
 from latent.config import Config, load_config
 from latent.errors import ConfigError
-from latent.tracking import end_run, log_text_artifact, setup_tracking, source_commit, start_pipeline_run, tag
+from latent.tracking import (
+    end_run,
+    log_quarantine,
+    log_text_artifact,
+    setup_tracking,
+    source_commit,
+    start_pipeline_run,
+    tag,
+)
 from latent.workspace import Workspace
 from tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
 
@@ -107,9 +115,10 @@ def pipeline_flow(
             raw_path, fingerprint = out["raw_path"], out["fingerprint"]
 
         if "preprocess" in wanted:
-            dataset_path = run_stage("preprocess", preprocess_task, cfg, workspace, raw_path, fingerprint)[
-                "dataset_path"
-            ]
+            out = run_stage("preprocess", preprocess_task, cfg, workspace, raw_path, fingerprint)
+            dataset_path = out["dataset_path"]
+            if out.get("skipped"):  # image folders with on_bad_file: skip: the quarantine goes to the reviewers
+                log_quarantine(base, parent, Path(dataset_path), out["skipped"])
         elif set(wanted) & {"train", "encode", "report"}:
             dataset_path = lineage.dataset_for(cfg, workspace)
 

@@ -214,6 +214,18 @@ def source_commit() -> str | None:
     return commit if out.returncode == 0 and len(commit) == 40 else None
 
 
+def log_quarantine(tracking: Tracking, run_id: str, dataset_dir: Path, skipped: int) -> None:
+    """Log the files preprocessing skipped (and why) to a run: the table as an artifact, the count as a metric."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking.uri)
+    client.log_metric(run_id, "skipped_files", skipped)
+    quarantine = dataset_dir / "quarantine.parquet"
+    if quarantine.is_file():
+        client.log_artifact(run_id, str(quarantine), "preprocess")
+    client.set_tag(run_id, tag("warning.skipped_files"), f"{skipped} files skipped; see preprocess/quarantine.parquet")
+
+
 def link_table_to_run(tracking: Tracking, run_id: str, table_path: str) -> None:
     """Tag the training run with the latent table made from its model, so the MLflow UI links the two."""
     import mlflow

@@ -42,7 +42,7 @@ def test_npz_images_and_labels(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "a.npz", x=rng.integers(0, 256, (30, 8, 8), dtype=np.uint8), y=np.arange(30) % 3)
     np.savez(tmp_path / "b.npz", x=rng.integers(0, 256, (20, 8, 8), dtype=np.uint8), y=np.arange(20) % 3)
-    _, pre, info = build(tmp_path, "dataset.source=npz", f"dataset.path={tmp_path}/*.npz")
+    _, _, info = build(tmp_path, "dataset.source=npz", f"dataset.path={tmp_path}/*.npz")
     assert info.rows == 50 and info.shape == {"channels": 1, "height": 8, "width": 8}
     _, x, labels = load_dataset_arrays(info.path)
     assert x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1 and sorted(set(labels)) == [0, 1, 2]
