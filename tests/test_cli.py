@@ -221,8 +221,17 @@ def test_neighbors_and_tables_commands(cli_run):
 
 
 def test_run_end_to_end_on_a_shapes_subset(tmp_path):
-    sets = [a for s in [*SMALL, "dataset.source=shapes", "dataset.name=shapes", "dataset.shapes.n_samples=300",
-                        "tracking.registered_model=latent-shapes"] for a in ("--set", s)]
+    sets = [
+        a
+        for s in [
+            *SMALL,
+            "dataset.source=shapes",
+            "dataset.name=shapes",
+            "dataset.shapes.n_samples=300",
+            "tracking.registered_model=latent-shapes",
+        ]
+        for a in ("--set", s)
+    ]
     proc = latent_cmd("run", *sets, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (table,) = (tmp_path / "workspace" / "latents").glob("*/*")
@@ -241,15 +250,26 @@ def test_run_end_to_end_on_an_image_folder_skipping_a_bad_file(tmp_path):
         for i in range(30):
             Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
     (tmp_path / "imgs" / "a" / "readme.txt").write_text("not an image")
-    sets = [a for s in [*SMALL, "dataset.source=image_folder", "dataset.name=folder",
-                        f"dataset.path={tmp_path / 'imgs'}", "dataset.image.size=[16, 16]",
-                        "dataset.image.on_bad_file=skip", "tracking.registered_model=null"] for a in ("--set", s)]
+    sets = [
+        a
+        for s in [
+            *SMALL,
+            "dataset.source=image_folder",
+            "dataset.name=folder",
+            f"dataset.path={tmp_path / 'imgs'}",
+            "dataset.image.size=[16, 16]",
+            "dataset.image.on_bad_file=skip",
+            "tracking.registered_model=null",
+        ]
+        for a in ("--set", s)
+    ]
     proc = latent_cmd("run", *sets, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     uri = f"sqlite:///{tmp_path / 'workspace' / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
-    (parent,) = client.search_runs([client.get_experiment_by_name("latent").experiment_id],
-                                   "tags.`latent.kind` = 'pipeline'")
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("latent").experiment_id], "tags.`latent.kind` = 'pipeline'"
+    )
     assert parent.data.metrics["skipped_files"] == 1
     assert "preprocess/quarantine.parquet" in {a.path for a in client.list_artifacts(parent.info.run_id, "preprocess")}
     (table,) = (tmp_path / "workspace" / "latents").glob("*/*")

@@ -169,8 +169,13 @@ def shapes_factor_values(indices: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def render_shapes(indices: np.ndarray, size: int = 64) -> np.ndarray:
-    """Binary size×size images (n, size²) for dSprites grid indices (n, 5)."""
+def render_shapes(indices: np.ndarray, size: int = 64, chunk: int = 512) -> np.ndarray:
+    """Binary size×size images (n, size²) for dSprites grid indices (n, 5), rendered `chunk` at a time so that a
+    worker's memory does not grow with the partition."""
+    if len(indices) > chunk:
+        return np.concatenate(
+            [render_shapes(indices[i : i + chunk], size, chunk) for i in range(0, len(indices), chunk)]
+        )
     values = shapes_factor_values(indices)
     coords = (np.arange(size, dtype=np.float32) + 0.5) / size
     gy, gx = np.meshgrid(coords, coords, indexing="ij")
