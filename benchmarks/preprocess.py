@@ -32,7 +32,7 @@ def make_images(root: Path, n: int) -> None:
     for i in range(n):
         folder = root / f"class{i % 10}"
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i:06d}.png")
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / f"{i:06d}.png")
 
 
 def child(workspace: str, workers: int, sets: list[str]) -> None:
@@ -90,8 +90,8 @@ def main() -> None:
         t = time.perf_counter()
         make_images(root / "small", args.small)
         make_images(root / "large", args.large)
-        print(f"made {args.small + args.large:,} PNG files (32x32 RGB) in {time.perf_counter() - t:.0f} s")
-        folder = ["dataset.source=image_folder", "dataset.image.size=[16, 16]", "preprocess.shard_rows=2000"]
+        print(f"made {args.small + args.large:,} PNG files (64x64 RGB) in {time.perf_counter() - t:.0f} s")
+        folder = ["dataset.source=image_folder", "dataset.image.size=[32, 32]", "preprocess.shard_rows=2000"]
         one = measured(root / "w1", 1, [*folder, f"dataset.path={root / 'large'}"])
         two = measured(root / "w2", 2, [*folder, f"dataset.path={root / 'large'}"])
         small = measured(root / "ws", 2, [*folder, f"dataset.path={root / 'small'}"])
