@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import os
+import stat
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -245,27 +246,41 @@ class ImageFolderSource(Source):
             raise DataError(f"dataset.path {self.cfg.path}: not a folder")
         return root
 
-    def _listing(self) -> list[Path]:
+    def _listing(self) -> list[tuple[str, int, int]]:
+        """(relative path, size, mtime) of every file under the folder, hidden ones aside; one stat per file."""
+        cached = self.__dict__.get("_listed")
+        if cached is not None:
+            return cached
         root = self._root()
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.parts))
+        files = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.startswith("."):
+                    continue
+                full = os.path.join(dirpath, name)
+                st = os.stat(full)
+                if stat.S_ISREG(st.st_mode):
+                    files.append((os.path.relpath(full, root), st.st_size, st.st_mtime_ns))
         if not files:
             raise DataError(f"dataset.path {root}: the folder holds no files")
+        files.sort()
+        self.__dict__["_listed"] = files
         return files
 
     def fingerprint(self) -> str:
-        return _file_fingerprint(self._listing(), self.cfg.image.model_dump())
+        return stable_hash(
+            {"root": str(self._root().resolve()), "files": self._listing(), "options": self.cfg.image.model_dump()}
+        )
 
     def plan(self, raw_dir: Path, shard_rows: int) -> Plan:
         root = self._root()
-        files = self._listing()
-        classes = sorted({f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) > 1})
-        entries = [
-            [
-                str(f.relative_to(root)),
-                classes.index(f.relative_to(root).parts[0]) if len(f.relative_to(root).parts) > 1 else None,
-            ]
-            for f in files
-        ]
+        listing = self._listing()
+        parts_of = [rel.split(os.sep) for rel, _, _ in listing]
+        classes = sorted({p[0] for p in parts_of if len(p) > 1})
+        index = {c: i for i, c in enumerate(classes)}
+        entries = [[rel, index[p[0]] if len(p) > 1 else None] for (rel, _, _), p in zip(listing, parts_of, strict=True)]
+        files = [root / rel for rel, _, _ in listing]
         size = self.cfg.image.size
         if size is None:  # the size and mode of the first readable image set the geometry
             size, mode = self._first_geometry(root, files)
