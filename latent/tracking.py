@@ -187,16 +187,25 @@ def log_text_artifact(tracking: Tracking, run_id: str, text: str, artifact_file:
     mlflow.MlflowClient(tracking.uri).log_text(run_id, text, artifact_file)
 
 
-def latest_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
-    """The newest FINISHED run of a stage with the given latent.* tags, or None."""
+def _newest_stage_run(tracking: Tracking, stage: str, status: str, tags: dict[str, str]) -> Any | None:
     import mlflow
 
-    clauses = [f"tags.`{tag('stage')}` = '{stage}'", "attributes.status = 'FINISHED'"]
+    clauses = [f"tags.`{tag('stage')}` = '{stage}'", f"attributes.status {status}"]
     clauses += [f"tags.`{tag(k)}` = '{v}'" for k, v in tags.items()]
     runs = mlflow.MlflowClient(tracking.uri).search_runs(
         [tracking.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=1
     )
     return runs[0] if runs else None
+
+
+def latest_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
+    """The newest FINISHED run of a stage with the given latent.* tags, or None."""
+    return _newest_stage_run(tracking, stage, "= 'FINISHED'", tags)
+
+
+def unfinished_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
+    """The newest run of a stage with these latent.* tags that did not finish (failed, killed or left running)."""
+    return _newest_stage_run(tracking, stage, "!= 'FINISHED'", tags)
 
 
 def source_commit() -> str | None:
@@ -231,18 +240,6 @@ def link_table_to_run(tracking: Tracking, run_id: str, table_path: str) -> None:
     import mlflow
 
     mlflow.MlflowClient(tracking.uri).set_tag(run_id, tag("latent_table"), table_path)
-
-
-def unfinished_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
-    """The newest run of a stage with these latent.* tags that did not finish (failed, killed or left running)."""
-    import mlflow
-
-    clauses = [f"tags.`{tag('stage')}` = '{stage}'", "attributes.status != 'FINISHED'"]
-    clauses += [f"tags.`{tag(k)}` = '{v}'" for k, v in tags.items()]
-    runs = mlflow.MlflowClient(tracking.uri).search_runs(
-        [tracking.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=1
-    )
-    return runs[0] if runs else None
 
 
 def download_model_dir(model_uri: str, tracking_uri: str) -> Path:
