@@ -26,6 +26,19 @@ SMALL = [
 ]
 
 
+def clean_env(prefect_home: Path) -> dict[str, str]:
+    """The environment for a `latent` or server subprocess: no inherited MLflow/Prefect settings, a private
+    Prefect home, no telemetry, and a wide console so tables are not wrapped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env.update(
+        PREFECT_HOME=str(prefect_home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        COLUMNS="200",
+    )
+    return env
+
+
 def small_config(workspace: Path, *extra: str) -> Config:
     """The default pipeline, shrunk so that a whole run takes seconds."""
     return load_config(ROOT / "conf" / "default.yaml", [f"workspace={workspace}", *SMALL, *extra])

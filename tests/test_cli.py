@@ -16,19 +16,13 @@ import pytest
 from latent.data import load_dataset_arrays
 from latent.tables import load_latent_arrays, read_table_info
 from latent.tracking import use_tracking_uri
-from tests.conftest import ROOT, SMALL
+from tests.conftest import ROOT, SMALL, clean_env
 
 LATENT = Path(sys.executable).with_name("latent")
 
 
 def latent_cmd(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
-    env.update(
-        PREFECT_HOME=str(cwd / ".prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        COLUMNS="200",
-    )
+    env = clean_env(cwd / ".prefect")
     command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
     return subprocess.run(
         [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -162,7 +156,7 @@ def test_ui_serves_the_workspace_store_on_loopback(cli_run):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env = clean_env(cwd / ".prefect")
     command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
     server = subprocess.Popen(
         [*command, "ui", "--port", str(port)],

@@ -16,7 +16,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import ROOT, SMALL
+from tests.conftest import ROOT, SMALL, clean_env
 
 BIN = Path(sys.executable).parent
 
@@ -50,21 +50,10 @@ def http_json(url: str, body: dict | None = None) -> dict | list:
         return json.load(response)
 
 
-def base_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
-    env.update(
-        PREFECT_HOME=str(tmp / "prefect-home"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        COLUMNS="200",
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("servers")
-    env = base_env(tmp)
+    env = clean_env(tmp / "prefect-home")
     prefect_port, mlflow_port, dask_port = free_port(), free_port(), free_port()
     procs: list[subprocess.Popen] = []
     logs = []
