@@ -156,6 +156,7 @@ class ReportConfig(StrictModel):
     n_samples: int = Field(default=64, gt=0)
     n_reconstructions: int = Field(default=16, gt=0)
     interpolation_steps: int = Field(default=10, ge=2)
+    map_points: int = Field(default=5000, gt=0)  # points on the report's interactive map (a seeded subsample)
     seed: int = 0
 
 
