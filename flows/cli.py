@@ -371,6 +371,204 @@ def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = Fals
     out.print('all columns: latent query "SELECT * FROM catalog"', highlight=False)
 
 
+TableOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--table", "-t", help="Latent table: a directory or a view name from `latent tables`; default: the newest."
+    ),
+]
+
+
+def _analysis_context(config: Path | None, sets: list[str] | None, table: str | None):
+    """The workspace, its MLflow tracking and the latent space (table + model + dataset) an analysis works on."""
+    from latent.analysis.explore import open_latent_space, resolve_table
+    from latent.tracking import setup_tracking
+
+    cfg = _load(config, sets)
+    workspace = _workspace(config, sets)
+    tracking = setup_tracking(cfg.tracking, workspace)
+    return workspace, tracking, open_latent_space(resolve_table(workspace, table), tracking.uri)
+
+
+def _analysis_done(result: Any, out_file: Path | None) -> None:
+    if out_file is not None and result.image_path is not None:
+        from latent.workspace import atomic_write_bytes
+
+        atomic_write_bytes(out_file, Path(result.image_path).read_bytes())
+    shown = out_file or result.image_path or result.points_path
+    out.print(f"{result.kind}: {shown}", highlight=False, soft_wrap=True)
+    out.print(f"  codes and decoded samples: {result.points_path}", highlight=False, soft_wrap=True)
+    if result.run_id:
+        out.print(
+            f"  MLflow run {result.run_id} (artifacts under analysis/{result.kind})", highlight=False, soft_wrap=True
+        )
+
+
+OutImage = Annotated[Path | None, typer.Option("--out", help="Also write the image to this PNG file.")]
+
+
+@app.command()
+def interpolate(
+    from_id: Annotated[str, typer.Option("--from", help="Id of the row the path starts at.")],
+    to_id: Annotated[str, typer.Option("--to", help="Id of the row the path ends at.")],
+    steps: Annotated[int, typer.Option(help="Points on the path, ends included.")] = 10,
+    slerp: Annotated[bool, typer.Option("--slerp", help="Spherical instead of linear interpolation.")] = False,
+    table: TableOpt = None,
+    out_file: OutImage = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Decode the path between two rows' latent means (linear or --slerp) as an image strip, logged to MLflow."""
+    _quiet_environment(debug)
+    try:
+        from latent.analysis.explore import write_interpolation
+
+        workspace, tracking, space = _analysis_context(config, set_, table)
+        result = write_interpolation(space, from_id, to_id, steps, slerp, workspace, tracking)
+        _analysis_done(result, out_file)
+    except Exception as exc:
+        _fail(exc, debug)
+
+
+@app.command()
+def arithmetic(
+    plus: Annotated[str, typer.Option("--plus", help="SQL predicate of rows with the attribute, e.g. 'label = 7'.")],
+    minus: Annotated[str, typer.Option("--minus", help="SQL predicate of rows without it, e.g. 'label = 1'.")],
+    apply_to: Annotated[
+        str | None, typer.Option("--apply", help="SQL predicate of the rows to change; default: the --minus rows.")
+    ] = None,
+    rows: Annotated[int, typer.Option(help="How many rows to change (the first by id).")] = 8,
+    strengths: Annotated[
+        str, typer.Option(help="Comma-separated multiples of the attribute vector.")
+    ] = "0,0.5,1,1.5,2",
+    table: TableOpt = None,
+    out_file: OutImage = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Latent arithmetic: add (mean z of --plus rows − mean z of --minus rows) to chosen rows and decode the grid."""
+    _quiet_environment(debug)
+    try:
+        from latent.analysis.explore import write_arithmetic
+
+        try:
+            values = [float(s) for s in strengths.split(",") if s.strip()]
+        except ValueError:
+            raise LatentError(f"--strengths: expected comma-separated numbers, got {strengths!r}") from None
+        if not values or rows <= 0:
+            raise LatentError("--strengths and --rows: expected at least one strength and a positive row count")
+        workspace, tracking, space = _analysis_context(config, set_, table)
+        result = write_arithmetic(space, workspace, plus, minus, apply_to, rows, values, tracking)
+        _analysis_done(result, out_file)
+        out.print(
+            f"  attribute vector from {result.facts['rows_plus']} − {result.facts['rows_minus']} rows, "
+            f"norm {result.facts['vector_norm']:.3f}",
+            highlight=False,
+        )
+    except Exception as exc:
+        _fail(exc, debug)
+
+
+@app.command()
+def traverse(
+    anchor: Annotated[
+        list[str] | None, typer.Option("--anchor", help="Id of a row to traverse around (repeatable).")
+    ] = None,
+    anchors: Annotated[int, typer.Option(help="Without --anchor: how many seeded test rows.")] = 3,
+    dims: Annotated[int, typer.Option(help="How many dimensions, the most informative (by KL) first.")] = 10,
+    steps: Annotated[int, typer.Option(help="Points from −3σ to +3σ.")] = 9,
+    table: TableOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Latent traversals: each dimension swept from −3σ to +3σ around a few anchors, ordered by KL."""
+    _quiet_environment(debug)
+    try:
+        from latent.analysis.explore import write_traversals
+
+        if dims <= 0 or anchors <= 0:
+            raise LatentError("--dims and --anchors: expected positive integers")
+        workspace, tracking, space = _analysis_context(config, set_, table)
+        result = write_traversals(space, anchor, anchors, dims, steps, workspace, tracking)
+        _analysis_done(result, None)
+        kl = result.facts["kl_per_dim"]
+        order = ", ".join(f"z{d} ({kl[d]:.2f})" for d in result.facts["dims_by_kl"])
+        out.print(f"  dimensions by KL: {order}", highlight=False, soft_wrap=True)
+    except Exception as exc:
+        _fail(exc, debug)
+
+
+@app.command()
+def compare(
+    table_a: Annotated[str, typer.Argument(metavar="TABLE_A", help="Latent table directory or view name.")],
+    table_b: Annotated[str, typer.Argument(metavar="TABLE_B", help="Latent table directory or view name.")],
+    split: Annotated[str | None, typer.Option(help="Compare one split only (train, val or test).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Linear CKA between two latent tables over their shared ids (1: the same space up to rotation and scale)."""
+    _quiet_environment(debug)
+    try:
+        from latent.analysis.compare import compare_tables
+        from latent.analysis.explore import resolve_table
+
+        workspace = _workspace(config, set_)
+        a, b = resolve_table(workspace, table_a), resolve_table(workspace, table_b)
+        result = compare_tables(a.path, b.path, split)
+    except Exception as exc:
+        _fail(exc, debug)
+        return
+    out.print(
+        f"linear CKA {result['linear_cka']:.4f} over {result['shared_rows']} shared rows "
+        f"(k={result['latent_dim_a']} vs k={result['latent_dim_b']}; {result['rows_a']} and {result['rows_b']} rows)",
+        highlight=False,
+    )
+
+
+@app.command()
+def probe(
+    table: TableOpt = None,
+    budgets: Annotated[
+        str, typer.Option(help="Comma-separated label budgets; 'all' for every label.")
+    ] = "10,100,1000,all",
+    raw: Annotated[bool, typer.Option(help="Also probe the raw inputs, as the reference.")] = True,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Logistic-regression and kNN probe accuracy on the latents (and raw inputs) with 10, 100, 1000, all labels."""
+    _quiet_environment(debug)
+    try:
+        from latent.analysis.explore import resolve_table
+        from latent.analysis.probes import probe_table
+
+        try:
+            values = [None if b.strip() == "all" else int(b) for b in budgets.split(",") if b.strip()]
+        except ValueError:
+            raise LatentError(f"--budgets: expected comma-separated integers or 'all', got {budgets!r}") from None
+        info = resolve_table(_workspace(config, set_), table)
+        scores = probe_table(info.path, values, raw)
+    except Exception as exc:
+        _fail(exc, debug)
+        return
+    result = Table(title=f"probe accuracy on the test split ({info.path.name})")
+    result.add_column("inputs")
+    result.add_column("probe")
+    keys = [str(b) if b is not None else "all" for b in values]
+    for key in keys:
+        result.add_column(f"{key} labels", justify="right")
+    for space in ("latent", "raw"):
+        for method in ("logistic", "knn"):
+            row = [scores.get(f"probe_{space}_{method}_{k}") for k in keys]
+            if any(v is not None for v in row):
+                result.add_row(space, method, *("" if v is None else f"{v:.3f}" for v in row))
+    out.print(result)
+
+
 @app.command()
 def serve(
     schedules: Annotated[Path, typer.Option(help="Deployments and their cron schedules.")] = Path(

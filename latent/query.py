@@ -169,3 +169,25 @@ def write_result(result: pa.Table, out: str | Path) -> Path:
 
 def _first_line(exc: BaseException) -> str:
     return " ".join(str(exc).split("\n")[0].split())
+
+
+def select_ids(workspace: Workspace, table: str | Path, predicate: str, limit: int | None = None) -> list[str]:
+    """Ids of the rows of one latent table matching an SQL predicate (a WHERE clause, e.g. `label = 7`), in id
+    order; the predicate runs in the same read-only sandbox as `latent query`."""
+    import duckdb
+
+    info = read_table_info(table)
+    if not predicate.strip():
+        raise LatentError("predicate: expected an SQL condition such as `label = 7`, got an empty string")
+    con = connect(workspace)
+    try:
+        sql = f"SELECT id FROM ({_view_sql(info)}) WHERE ({predicate}) ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        _check_read_only(con, sql)
+        try:
+            return [row[0] for row in con.sql(sql).fetchall()]
+        except duckdb.Error as exc:
+            raise LatentError(f"predicate {predicate!r}: {_first_line(exc)}") from None
+    finally:
+        con.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latent.analysis.probes import probe_accuracy
 from latent.config import ShiftConfig
 from latent.data.dataset import DatasetInfo, load_dataset_arrays, read_dataset_info, write_dataset_table
 from latent.errors import DataError
@@ -63,44 +64,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     root = linalg.sqrtm(ca @ cb)
     root = root.real if np.iscomplexobj(root) else root
     return float(mu @ mu + np.trace(ca + cb - 2 * root))
-
-
-def probe_accuracy(
-    z_train: np.ndarray,
-    y_train: np.ndarray,
-    z_test: np.ndarray,
-    y_test: np.ndarray,
-    budgets: list[int | None],
-    repeats: int = 3,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Logistic-regression probe accuracy on z_test for each label budget (None: every training label); small
-    budgets draw a class-stratified sample (at least one row per class) and average over `repeats` draws."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(seed)
-    classes = np.unique(y_train)
-    scores: dict[str, float] = {}
-    for budget in budgets:
-        if budget is None or budget >= len(y_train):
-            draws, key = [np.arange(len(y_train))], "all"
-        else:
-            key, draws = str(budget), []
-            for _ in range(repeats):
-                first = [rng.choice(np.flatnonzero(y_train == c)) for c in classes][:budget]
-                rest = rng.permutation(np.setdiff1d(np.arange(len(y_train)), first))[: max(budget - len(first), 0)]
-                draws.append(np.concatenate([first, rest]).astype(int))
-        accuracies = []
-        for idx in draws:
-            if len(np.unique(y_train[idx])) < 2:
-                accuracies.append(float(np.mean(y_test == y_train[idx][0])))
-                continue
-            scaler = StandardScaler().fit(z_train[idx])
-            clf = LogisticRegression(max_iter=2000).fit(scaler.transform(z_train[idx]), y_train[idx])
-            accuracies.append(float(clf.score(scaler.transform(z_test), y_test)))
-        scores[key] = float(np.mean(accuracies))
-    return scores
 
 
 # ---- the target domain ---------------------------------------------------------------------------------------

@@ -1,0 +1,196 @@
+"""Moving in and measuring a latent space: interpolation, arithmetic, traversals, probes and CKA."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from latent.analysis import interpolate, linear_cka, probe_accuracy
+from latent.analysis.compare import compare_tables
+from latent.analysis.explore import (
+    apply_vector,
+    attribute_vector,
+    kl_per_dim,
+    open_latent_space,
+    resolve_table,
+    traversal_codes,
+    write_arithmetic,
+    write_interpolation,
+    write_traversals,
+)
+from latent.analysis.probes import probe_table
+from latent.errors import LatentError
+from latent.query import select_ids
+from latent.tables import load_latent_arrays
+from latent.tracking import use_tracking_uri
+from tests.test_cli import latent_cmd, one_line_error
+
+# ---- pure functions ----------------------------------------------------------------------------------------------
+
+
+def test_slerp_keeps_the_norm_of_equal_norm_ends_where_linear_cuts_the_corner():
+    rng = np.random.default_rng(0)
+    z0, z1 = rng.normal(size=16), rng.normal(size=16)
+    z1 *= np.linalg.norm(z0) / np.linalg.norm(z1)
+    spherical = interpolate(z0, z1, 11, slerp=True)
+    linear = interpolate(z0, z1, 11)
+    np.testing.assert_allclose(spherical[[0, -1]], [z0, z1], atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(spherical, axis=1), np.linalg.norm(z0), rtol=1e-9)
+    assert np.linalg.norm(linear[5]) < 0.9 * np.linalg.norm(z0)  # random 16-d vectors are nearly orthogonal
+
+
+def test_slerp_norm_moves_monotonically_between_unequal_norms():
+    z0, z1 = np.array([2.0, 0.0]), np.array([0.0, 1.0])
+    norms = np.linalg.norm(interpolate(z0, z1, 21, slerp=True), axis=1)
+    assert norms[0] == pytest.approx(2.0) and norms[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(norms) < 0)
+
+
+def test_attribute_vector_moves_the_mean_of_one_group_onto_the_other():
+    rng = np.random.default_rng(1)
+    without = rng.normal(size=(50, 4))
+    with_ = rng.normal(size=(70, 4)) + np.array([3.0, 0.0, -1.0, 0.0])
+    v = attribute_vector(with_, without)
+    moved = apply_vector(without, v, [0.0, 1.0])
+    np.testing.assert_allclose(moved[:, 0], without)
+    np.testing.assert_allclose(moved[:, 1].mean(0), with_.mean(0), atol=1e-12)
+    with pytest.raises(LatentError):
+        attribute_vector(with_[:0], without)
+
+
+def test_traversal_sweeps_one_dimension_at_a_time_over_three_sigma():
+    anchors = np.array([[0.5, -1.0, 2.0], [0.0, 0.0, 0.0]])
+    sigma = np.array([1.0, 2.0, 0.5])
+    grid = traversal_codes(anchors, [2, 0], sigma, 7)
+    assert grid.shape == (2, 2, 7, 3)
+    np.testing.assert_allclose(grid[0, 0, :, 2], 2.0 + np.linspace(-1.5, 1.5, 7))
+    np.testing.assert_allclose(grid[0, 0, :, :2], np.broadcast_to(anchors[0, :2], (7, 2)))
+    np.testing.assert_allclose(grid[1, 1, :, 0], np.linspace(-3, 3, 7))
+
+
+def test_kl_per_dim_is_zero_for_the_prior_and_grows_with_information():
+    n = 1000
+    zero = kl_per_dim(np.zeros((n, 2)), np.zeros((n, 2)))
+    np.testing.assert_allclose(zero, 0.0)
+    informative = kl_per_dim(
+        np.column_stack([np.random.default_rng(0).normal(size=n), np.zeros(n)]), np.full((n, 2), -2.0)
+    )
+    assert informative[0] > informative[1] > 0
+
+
+def test_probes_read_separable_labels_and_not_noise():
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(4), 150)
+    centres = rng.normal(scale=6.0, size=(4, 5))
+    z = centres[y] + rng.normal(size=(600, 5))
+    tr, te = np.arange(0, 600, 2), np.arange(1, 600, 2)
+    for method in ("logistic", "knn"):
+        scores = probe_accuracy(z[tr], y[tr], z[te], y[te], [10, 100, None], method=method)
+        assert set(scores) == {"10", "100", "all"}
+        assert scores["all"] > 0.95, (method, scores)
+        noise = probe_accuracy(
+            rng.normal(size=(300, 5)), y[tr], rng.normal(size=(300, 5)), y[te], [None], method=method
+        )
+        assert noise["all"] < 0.45, (method, noise)
+
+
+def test_linear_cka_is_one_for_itself_invariant_to_rotation_and_scale_and_low_for_noise():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(2000, 6)) @ rng.normal(size=(6, 6))
+    rotation, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    assert linear_cka(a, a) == pytest.approx(1.0)
+    assert linear_cka(a, 3.5 * a @ rotation + 2.0) == pytest.approx(1.0)
+    assert linear_cka(a, rng.normal(size=(2000, 6))) < 0.05
+    assert linear_cka(a, a[:, :3]) < 1.0
+    with pytest.raises(LatentError):
+        linear_cka(a, a[:10])
+
+
+# ---- on a real latent table, its model and MLflow ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def space(library_run):
+    return open_latent_space(resolve_table(library_run.workspace, None), library_run.tracking.uri)
+
+
+def test_arithmetic_on_a_table_with_a_known_answer(library_run, space):
+    codes = load_latent_arrays(library_run.encode.table_path)
+    sevens, ones = codes["label"] == 7, codes["label"] == 1
+    ids = select_ids(library_run.workspace, library_run.encode.table_path, "label = 7")
+    assert ids == sorted(codes["id"][sevens].tolist())
+    result = write_arithmetic(
+        space, library_run.workspace, "label = 7", "label = 1", None, 4, [0.0, 1.0], library_run.tracking
+    )
+    expected = codes["z_mean"][sevens].astype(np.float64).mean(0) - codes["z_mean"][ones].astype(np.float64).mean(0)
+    np.testing.assert_allclose(result.facts["vector"], expected, rtol=1e-5, atol=1e-6)
+    assert (result.facts["rows_plus"], result.facts["rows_minus"]) == (sevens.sum(), ones.sum())
+    points = pq.read_table(result.points_path)
+    assert points.num_rows == 4 * 2
+    z = np.stack(points.column("z").to_numpy(zero_copy_only=False))
+    np.testing.assert_allclose(z[1::2] - z[0::2], np.broadcast_to(expected, (4, len(expected))), atol=1e-5)
+    assert result.image_path and result.image_path.endswith(".png")
+    use_tracking_uri(library_run.tracking.uri)
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "analysis/arithmetic")]
+    assert "analysis/arithmetic/arithmetic.png" in artifacts and "analysis/arithmetic/points.parquet" in artifacts
+
+
+def test_arithmetic_predicates_are_read_only(library_run):
+    table = library_run.encode.table_path
+    for predicate in ("label = 1; DROP VIEW latents", "label = 1) UNION ALL (SELECT 'x' FROM read_csv('/etc/passwd')"):
+        with pytest.raises(LatentError):
+            select_ids(library_run.workspace, table, predicate)
+    with pytest.raises(LatentError, match="no_such_column"):
+        select_ids(library_run.workspace, table, "no_such_column = 1")
+
+
+def test_interpolation_strip_ends_at_both_rows(library_run, space):
+    a, b = space.codes["id"][:2]
+    result = write_interpolation(space, a, b, 6, True, library_run.workspace, None)
+    z = np.stack(pq.read_table(result.points_path).column("z").to_numpy(zero_copy_only=False))
+    np.testing.assert_allclose(z[[0, -1]], space.z_mean([a, b]), atol=1e-6)
+    assert result.run_id is None and (library_run.workspace.root / "analysis").is_dir()
+    with pytest.raises(LatentError, match="no row with id 'nope'"):
+        write_interpolation(space, a, "nope", 6, False, library_run.workspace, None)
+
+
+def test_traversals_order_dimensions_by_kl(library_run, space):
+    result = write_traversals(space, None, 2, 3, 5, library_run.workspace, None)
+    kl = np.asarray(result.facts["kl_per_dim"])
+    assert result.facts["dims_by_kl"] == list(np.argsort(-kl)[:3])
+    assert len(result.facts["anchors"]) == 2
+    pngs = sorted(p.name for p in (library_run.workspace.root / "analysis").glob("traversals-*/*.png"))
+    assert pngs[:2] == ["traversal-0.png", "traversal-1.png"]
+    assert pq.read_table(result.points_path).num_rows == 2 * 3 * 5
+
+
+def test_probe_table_compares_latents_with_raw_inputs(library_run):
+    scores = probe_table(library_run.encode.table_path, [10, None])
+    for space in ("latent", "raw"):
+        for method in ("logistic", "knn"):
+            assert 0.1 <= scores[f"probe_{space}_{method}_10"] <= scores[f"probe_{space}_{method}_all"] <= 1.0
+    assert scores["probe_raw_logistic_all"] > 0.85  # digits are nearly linearly separable in pixel space
+
+
+def test_compare_a_table_with_itself(library_run):
+    result = compare_tables(library_run.encode.table_path, library_run.encode.table_path)
+    assert result["linear_cka"] == pytest.approx(1.0)
+    assert result["shared_rows"] == result["rows_a"]
+
+
+def test_cli_interpolate_and_compare(library_run, tmp_path):
+    ws = f"workspace={library_run.workspace.root}"
+    ids = sorted(load_latent_arrays(library_run.encode.table_path)["id"])
+    proc = latent_cmd(
+        "interpolate", "--from", ids[0], "--to", ids[5], "--steps", "5", "--slerp", "--out", "strip.png", "--set", ws,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "strip.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "MLflow run" in proc.stdout
+    proc = latent_cmd("compare", library_run.encode.table_path, "latents", "--set", ws, cwd=tmp_path)
+    assert proc.returncode == 0 and "linear CKA 1.0000" in proc.stdout, proc.stdout + proc.stderr
+    error = one_line_error(latent_cmd("interpolate", "--from", "nope", "--to", ids[0], "--set", ws, cwd=tmp_path))
+    assert "no row with id 'nope'" in error
