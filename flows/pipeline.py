@@ -21,6 +21,7 @@ from latent.tracking import (
     end_run,
     log_quarantine,
     log_text_artifact,
+    mark_orphaned_runs,
     setup_tracking,
     source_commit,
     start_pipeline_run,
@@ -69,6 +70,7 @@ def pipeline_flow(
     started = time.perf_counter()
     workspace = Workspace.at(cfg.workspace)
     base = setup_tracking(cfg.tracking, workspace)
+    orphans = mark_orphaned_runs(base)  # runs a killed process left RUNNING; an interrupted training still resumes
     flow_run_id = str(flow_run.get_id() or "")
     run_tags = {
         tag("kind"): "pipeline",
@@ -83,6 +85,8 @@ def pipeline_flow(
     commit = source_commit()
     if commit:
         run_tags[tag("git_commit")] = commit
+    if orphans:
+        run_tags[tag("marked_killed_runs")] = ",".join(orphans)[:4000]
     name = "pipeline" if wanted == list(STAGES) else "+".join(wanted)
     parent = start_pipeline_run(base, name, run_tags, _flatten(cfg.model_dump(mode="json")))
     log_text_artifact(base, parent, cfg.to_yaml(), "config.yaml")

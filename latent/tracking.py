@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -51,14 +53,33 @@ def tracking_uri(cfg: TrackingConfig, workspace: Workspace) -> str:
     return cfg.uri or _USER_TRACKING_URI or workspace.tracking_uri
 
 
+@contextlib.contextmanager
+def _store_init_lock(uri: str) -> Iterator[None]:
+    """Serialise the first opening of a SQLite store across processes: MLflow creates and migrates the schema on
+    first use, and two runs starting together on a new workspace would both try (`table ... already exists`)."""
+    path = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
+    if path is None:
+        yield
+        return
+    lock_path = Path(path).with_name(Path(path).name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def setup_tracking(cfg: TrackingConfig, workspace: Workspace) -> Tracking:
     """Point MLflow at the store and make sure the experiment exists (artifacts in the workspace when local)."""
     import mlflow
 
     uri = tracking_uri(cfg, workspace)
     use_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
-    experiment = client.get_experiment_by_name(cfg.experiment)
+    with _store_init_lock(uri):
+        client = mlflow.MlflowClient(uri)  # opens the store: creates and migrates the schema of a new one
+        experiment = client.get_experiment_by_name(cfg.experiment)
     if experiment is None:
         location = workspace.artifact_root.as_uri() if uri.startswith(("sqlite:", "file:")) else None
         try:
@@ -72,6 +93,65 @@ def setup_tracking(cfg: TrackingConfig, workspace: Workspace) -> Tracking:
 
 def tag(key: str) -> str:
     return TAG_PREFIX + key
+
+
+OWNER_TAG = TAG_PREFIX + "owner"
+
+
+def _process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), so a reused pid is not taken for its owner."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def current_owner() -> str:
+    """`host:pid:start` of this process, tagged on every run it opens so a later run can tell a run left RUNNING
+    by a killed process from one still in progress."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False only when the owner is known to be gone: a process on this host that no longer exists (or whose pid
+    now belongs to another process). Runs of other hosts, or without an owner, count as alive."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start or _process_start(pid) in ("", start)
+
+
+def _orphaned(run: Any) -> bool:
+    return run.info.status == "RUNNING" and not owner_alive(run.data.tags.get(OWNER_TAG, ""))
+
+
+def mark_orphaned_runs(tracking: Tracking) -> list[str]:
+    """End as KILLED the runs left RUNNING by a process of this host that died without closing them (SIGKILL, a
+    power cut, the OOM killer). An interrupted training stays resumable: resume looks for any unfinished run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking.uri)
+    running = client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
+    marked = []
+    for run in running:
+        if _orphaned(run):
+            client.set_tag(
+                run.info.run_id,
+                tag("error"),
+                f"killed: its process {run.data.tags[OWNER_TAG]} ended without closing the run",
+            )
+            client.set_terminated(run.info.run_id, "KILLED")
+            marked.append(run.info.run_id)
+    return marked
 
 
 class StageRun:
@@ -130,7 +210,12 @@ def stage_run(
     import mlflow
 
     use_tracking_uri(tracking.uri)
-    all_tags = {**tracking.tags, tag("stage"): stage, **{k: str(v) for k, v in (tags or {}).items()}}
+    all_tags = {
+        **tracking.tags,
+        tag("stage"): stage,
+        OWNER_TAG: current_owner(),
+        **{k: str(v) for k, v in (tags or {}).items()},
+    }
     if run_id is not None:
         active = mlflow.start_run(run_id=run_id)
         mlflow.set_tags(all_tags)
@@ -156,7 +241,9 @@ def start_pipeline_run(tracking: Tracking, name: str, tags: dict[str, str], para
     import mlflow
 
     client = mlflow.MlflowClient(tracking.uri)
-    run = client.create_run(tracking.experiment_id, run_name=name, tags={**tracking.tags, **tags})
+    run = client.create_run(
+        tracking.experiment_id, run_name=name, tags={**tracking.tags, **tags, OWNER_TAG: current_owner()}
+    )
     client.log_batch(
         run.info.run_id,
         params=[mlflow.entities.Param(k, str(v)[:6000]) for k, v in params.items()],
@@ -187,25 +274,33 @@ def log_text_artifact(tracking: Tracking, run_id: str, text: str, artifact_file:
     mlflow.MlflowClient(tracking.uri).log_text(run_id, text, artifact_file)
 
 
-def _newest_stage_run(tracking: Tracking, stage: str, status: str, tags: dict[str, str]) -> Any | None:
+def _newest_stage_runs(
+    tracking: Tracking, stage: str, status: str, tags: dict[str, str], max_results: int = 1
+) -> list[Any]:
     import mlflow
 
     clauses = [f"tags.`{tag('stage')}` = '{stage}'", f"attributes.status {status}"]
     clauses += [f"tags.`{tag(k)}` = '{v}'" for k, v in tags.items()]
-    runs = mlflow.MlflowClient(tracking.uri).search_runs(
-        [tracking.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=1
+    return mlflow.MlflowClient(tracking.uri).search_runs(
+        [tracking.experiment_id],
+        " and ".join(clauses),
+        order_by=["attributes.start_time DESC"],
+        max_results=max_results,
     )
-    return runs[0] if runs else None
 
 
 def latest_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
     """The newest FINISHED run of a stage with the given latent.* tags, or None."""
-    return _newest_stage_run(tracking, stage, "= 'FINISHED'", tags)
+    runs = _newest_stage_runs(tracking, stage, "= 'FINISHED'", tags)
+    return runs[0] if runs else None
 
 
 def unfinished_stage_run(tracking: Tracking, stage: str, **tags: str) -> Any | None:
-    """The newest run of a stage with these latent.* tags that did not finish (failed, killed or left running)."""
-    return _newest_stage_run(tracking, stage, "!= 'FINISHED'", tags)
+    """The newest run of a stage with these latent.* tags that did not finish (failed, killed, or left running by
+    a process that is gone), or None. A run still RUNNING in a live process belongs to that process: a second
+    pipeline started meanwhile with the same config must not continue it too."""
+    runs = _newest_stage_runs(tracking, stage, "!= 'FINISHED'", tags, max_results=50)
+    return next((r for r in runs if r.info.status != "RUNNING" or _orphaned(r)), None)
 
 
 def source_commit() -> str | None:

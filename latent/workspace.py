@@ -6,7 +6,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +56,49 @@ class Workspace:
 def is_temporary(path: Path) -> bool:
     """Readers listing the workspace skip directories that are still being written."""
     return path.name.startswith(TMP_PREFIX)
+
+
+_HOST = socket.gethostname()
+_OWNED = re.compile(r"-(\d+)@([^/]+)$")
+
+
+def _temp_sibling(path: Path, kind: str = "") -> Path:
+    """A hidden sibling of path named for its owner (`.tmp-<name>-<kind><random>-<pid>@<host>`), so that what a
+    killed process left half-written can be told from what a live one is still writing."""
+    return path.parent / f"{TMP_PREFIX}{path.name}-{kind}{uuid.uuid4().hex[:8]}-{os.getpid()}@{_HOST}"
+
+
+def _owner_gone(name: str) -> bool:
+    match = _OWNED.search(name)
+    if match is None or match.group(2) != _HOST:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
+def sweep_stale(path: Path) -> list[Path]:
+    """Remove the temporaries of path (staging directories, partial files) whose writer on this host is gone,
+    e.g. killed with SIGKILL mid-write. Readers never saw them; this only gives back the disk space."""
+    prefix = f"{TMP_PREFIX}{path.name}-"
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(prefix) and _owner_gone(entry.name):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def fsync_tree(path: Path) -> None:
@@ -109,7 +154,8 @@ def publish_dir(final: Path, replace: bool = False, marker: str | None = None) -
     `final` is left as it was.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f"{TMP_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
+    sweep_stale(final)
+    staging = _temp_sibling(final)
     staging.mkdir()
     try:
         yield staging
@@ -120,7 +166,7 @@ def publish_dir(final: Path, replace: bool = False, marker: str | None = None) -
             if _exchange(staging, final):
                 remove_version(staging, marker)  # staging now holds the old contents
             else:
-                old = final.parent / f"{TMP_PREFIX}{final.name}-old-{uuid.uuid4().hex[:8]}"
+                old = _temp_sibling(final, "old-")
                 os.rename(final, old)
                 os.rename(staging, final)
                 remove_version(old, marker)
@@ -135,7 +181,8 @@ def publish_dir(final: Path, replace: bool = False, marker: str | None = None) -
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+    sweep_stale(path)
+    tmp = _temp_sibling(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
