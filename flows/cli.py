@@ -65,6 +65,9 @@ def _quiet_environment(debug: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Prefect's 20 s default for its in-process server is too short when several runs start together on a busy
+    # machine: measured 3 runs on 2 loaded cores, all timed out.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if debug:
         return
     # Prefect still sends every log to its API (visible in the Prefect UI); only the console copy is muted, so a
