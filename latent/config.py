@@ -211,7 +211,9 @@ class Config(StrictModel):
     dataset: DatasetConfig = DatasetConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     dask: DaskConfig = DaskConfig()
-    model: ModelConfig = ModelConfig()
+    # a factory, not an instance: validating a model config imports the model registry (and torch), which
+    # processes that only read data (Dask workers) should not pay for
+    model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = TrainConfig()
     encode: EncodeConfig = EncodeConfig()
     report: ReportConfig = ReportConfig()
