@@ -12,14 +12,47 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 from latent.config import DEFAULT_CONFIG_PATH, Config, load_config
 from latent.errors import LatentError
 from latent.progress import set_reporter
 
+
+class _OneLineUsageErrors(TyperGroup):
+    """Usage errors (an unknown option or command, a value of the wrong type, a missing argument) print as one
+    `error:` line with exit code 2, like every other bad input, instead of a usage box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:  # parsing fails before any command runs, so a usage error here has done nothing yet
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            err.print("Aborted.")
+            sys.exit(1)
+        except Exception as exc:
+            ctx = getattr(exc, "ctx", None)
+            if ctx is None or not hasattr(exc, "format_message"):
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `latent` alone: the help, as before
+                return super().main(args, prog_name, complete_var, standalone_mode=True, **extra)
+            message = " ".join(exc.format_message().split())
+            err.print(
+                f"[bold red]error:[/] {escape(message)} (see `{escape(ctx.command_path)} --help`)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(getattr(exc, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -87,11 +120,12 @@ def _load(config: Path | None, sets: list[str] | None) -> Config:
 def _fail(exc: BaseException, debug: bool) -> None:
     if debug:
         raise exc
+    message = escape(" ".join(str(exc).split()))  # one line, and brackets in paths or values are not markup
     if isinstance(exc, LatentError):
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     err.print(
-        f"[bold red]error:[/] {type(exc).__name__}: {' '.join(str(exc).split())} (rerun with --debug for details)",
+        f"[bold red]error:[/] {type(exc).__name__}: {message} (rerun with --debug for details)",
         highlight=False,
         soft_wrap=True,
     )
@@ -279,11 +313,12 @@ def _show(result: Any, title: str, limit: int) -> None:
             return f"[{shown}{', …' if len(value) > 4 else ''}]"
         return "" if value is None else str(value)
 
-    table = Table(title=title)
+    # Text, not markup: values like '[/x]' are data, and rich would read them as (broken) style tags
+    table = Table(title=Text(title))
     for name in result.column_names:
-        table.add_column(name, overflow="fold")
+        table.add_column(Text(name), overflow="fold")
     for row in result.slice(0, limit).to_pylist():
-        table.add_row(*(cell(row[name]) for name in result.column_names))
+        table.add_row(*(Text(cell(row[name])) for name in result.column_names))
     out.print(table)
     if result.num_rows > limit:
         out.print(f"{result.num_rows} rows; showing the first {limit} (use --limit or --out for all)")
