@@ -22,6 +22,10 @@ from latent.tables import CATALOG, LatentTable, list_tables, read_catalog, read_
 from latent.workspace import Workspace, atomic_write_bytes
 
 READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
+_SQL_GAP = r"(?:\s|/\*.*?\*/|--[^\n]*(?:\n|$))*"  # whitespace and comments
+_EXPLAIN_PREFIX = re.compile(
+    rf"^{_SQL_GAP}EXPLAIN\b{_SQL_GAP}(?:ANALY[SZ]E\b{_SQL_GAP})?(?:\([^()]*\){_SQL_GAP})?", re.I | re.S
+)
 
 
 def view_name(table: LatentTable) -> str:
@@ -91,6 +95,11 @@ def _check_read_only(con: Any, sql: str) -> None:
     kind = str(statements[0].type).rsplit(".", 1)[-1]
     if kind not in READ_ONLY_STATEMENTS:
         raise LatentError(f"query: latent query is read-only; {kind} statements are refused (use SELECT)")
+    if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs its statement (a COPY would write): check that one too
+        inner = _EXPLAIN_PREFIX.sub("", statements[0].query, count=1)
+        if inner == statements[0].query:
+            raise LatentError("query: this form of EXPLAIN is not supported; use EXPLAIN [ANALYZE] SELECT ...")
+        _check_read_only(con, inner)
 
 
 def run_query(workspace: Workspace, sql: str) -> pa.Table:
@@ -122,28 +131,37 @@ def neighbors(
     con = connect(workspace)
     try:
         if table is not None:
-            info = read_table_info(table)
+            info = read_table_info(_in_workspace(workspace, table))
             con_view = f"({_view_sql(info)})"
         else:
             if not list_tables(workspace):
                 raise LatentError(f"{workspace.root}: no latent tables yet; run `latent run` first")
             con_view = "latents"
         distance = "array_cosine_distance" if metric == "cosine" else "array_distance"
-        found = con.sql(f"SELECT count(*) FROM {con_view} WHERE id = ?", params=[row_id]).fetchall()[0][0]
-        if found == 0:
-            raise LatentError(f"id {row_id!r} is not in the table")
         sql = f"""
             WITH t AS (SELECT * FROM {con_view}), q AS (SELECT z_mean AS v FROM t WHERE id = ?)
             SELECT t.id, t.split, t.label, {distance}(t.z_mean, q.v) AS distance
             FROM t, q WHERE t.id <> ?
             ORDER BY distance, t.id LIMIT ?
         """
-        try:
+        try:  # a damaged table file is named in DuckDB's message
+            found = con.sql(f"SELECT count(*) FROM {con_view} WHERE id = ?", params=[row_id]).fetchall()[0][0]
+            if found == 0:
+                raise LatentError(f"id {row_id!r} is not in the table")
             return _arrow(con.sql(sql, params=[row_id, row_id, k]))
         except duckdb.Error as exc:
             raise LatentError(f"neighbors: {_first_line(exc)}") from None
     finally:
         con.close()
+
+
+def _in_workspace(workspace: Workspace, table: str | Path) -> Path:
+    """A table path given on the command line, refused unless it lies in the workspace (after resolving `..` and
+    links): the SQL connection reads the workspace and nothing else."""
+    path = Path(table).expanduser().resolve()
+    if not path.is_relative_to(workspace.root.resolve()):
+        raise LatentError(f"--table {table}: not in the workspace {workspace.root}; latent reads only its own tables")
+    return path
 
 
 def write_result(result: pa.Table, out: str | Path) -> Path:
