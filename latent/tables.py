@@ -176,7 +176,7 @@ def _read_snapshot(path: Path, columns: list[str] | None) -> tuple[dict, pa.Tabl
     """
     for _ in range(20):
         handles: list[io.BufferedReader] = []
-        parts: list[tuple[str, io.BufferedReader]] = []
+        parts: list[tuple[str, str, io.BufferedReader]] = []
         try:
             dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:
@@ -192,13 +192,15 @@ def _read_snapshot(path: Path, columns: list[str] | None) -> tuple[dict, pa.Tabl
                     for name in sorted(n for n in os.listdir(sub_fd) if n.endswith(".parquet")):
                         handle = os.fdopen(os.open(name, os.O_RDONLY, dir_fd=sub_fd), "rb")
                         handles.append(handle)
-                        parts.append((entry.removeprefix("split="), handle))
+                        parts.append((entry, name, handle))
                 finally:
                     os.close(sub_fd)
             os.stat(TABLE_JSON, dir_fd=dir_fd)  # still published: the listing above was complete
         except FileNotFoundError:
             for handle in handles:
                 handle.close()
+            if not (path / TABLE_JSON).is_file():  # not replaced meanwhile: it never was a table
+                raise DataError(f"{path}: not a latent table (no {TABLE_JSON}); run `latent encode` first") from None
             continue
         except ValueError as exc:
             for handle in handles:
@@ -208,8 +210,15 @@ def _read_snapshot(path: Path, columns: list[str] | None) -> tuple[dict, pa.Tabl
             os.close(dir_fd)
         try:
             tables = []
-            for split, handle in parts:
-                t = pq.read_table(handle, columns=[c for c in columns if c != "split"] if columns else None)
+            for entry, name, handle in parts:
+                try:
+                    t = pq.read_table(handle, columns=[c for c in columns if c != "split"] if columns else None)
+                except (pa.ArrowException, OSError) as exc:
+                    raise DataError(
+                        f"{path}/{entry}/{name}: cannot be read ({' '.join(str(exc).split())[:200]}); "
+                        "the table is damaged: encode it again with `latent encode --force`"
+                    ) from None
+                split = entry.removeprefix("split=")
                 tables.append(t.append_column("split", pa.array([split] * t.num_rows, pa.string())))
         finally:
             for handle in handles:
@@ -326,7 +335,11 @@ def read_catalog(workspace: Workspace) -> pa.Table:
     """The catalog, rebuilt first if a table was published without it (e.g. by an interrupted run)."""
     path = workspace.root / CATALOG
     tables = list_tables(workspace)
-    if not path.is_file() or pq.read_metadata(path).num_rows != len(tables):
+    try:
+        stale = not path.is_file() or pq.read_metadata(path).num_rows != len(tables)
+    except (pa.ArrowException, OSError):  # damaged; it is derived from the tables, so rebuild it
+        stale = True
+    if stale:
         refresh_catalog(workspace)
     return pq.read_table(path)
 
