@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -96,7 +97,10 @@ def load_dataset_arrays(
     """(ids, x as float32 (n, d), labels) for the rows of the given splits, in table order."""
     path = Path(path)
     info = read_dataset_info(path)
-    table = _dataset(path).to_table(columns=["id", "label", "x"], filter=ds.field("split").isin(list(splits)))
+    try:
+        table = _dataset(path).to_table(columns=["id", "label", "x"], filter=ds.field("split").isin(list(splits)))
+    except (pa.ArrowException, OSError) as exc:
+        raise _damaged(path, exc) from None
     ids = np.asarray(table.column("id").to_pylist(), dtype=object)
     labels = table.column("label").to_numpy(zero_copy_only=False)
     return ids, info.transform.apply(table.column("x")), labels
@@ -124,8 +128,26 @@ def iter_dataset_batches(path: str | Path, batch_size: int, files: list[Path] | 
     dataset scanner with read-ahead is not.
     """
     for file in files if files is not None else shard_files(path):
-        with pq.ParquetFile(file) as shard:
-            yield from shard.iter_batches(batch_size=batch_size)
+        try:
+            with pq.ParquetFile(file) as shard:
+                yield from shard.iter_batches(batch_size=batch_size)
+        except (pa.ArrowException, OSError) as exc:
+            raise _damaged(file.parent, exc, [file]) from None
+
+
+def _damaged(path: Path, exc: Exception, shards: list[Path] | None = None) -> DataError:
+    """The error for a dataset table that cannot be read, naming the first shard whose footer is unreadable."""
+    where = path
+    for shard in shards if shards is not None else shard_files(path):
+        try:
+            pq.read_metadata(shard)
+        except (pa.ArrowException, OSError) as bad:
+            where, exc = shard, bad
+            break
+    reason = " ".join(str(exc).split())[:200]
+    return DataError(
+        f"{where}: cannot be read ({reason}); the dataset table is damaged: rebuild it with `latent preprocess --force`"
+    )
 
 
 def write_dataset_table(
