@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import tempfile
 import uuid
@@ -337,13 +338,17 @@ def link_table_to_run(tracking: Tracking, run_id: str, table_path: str) -> None:
     mlflow.MlflowClient(tracking.uri).set_tag(run_id, tag("latent_table"), table_path)
 
 
-def download_model_dir(model_uri: str, tracking_uri: str) -> Path:
-    """Download a logged model (MLflow model URI) to a temporary directory and return its path."""
+def download_model_dir(model_uri: str, tracking_uri: str, target: Path | None = None) -> Path:
+    """Download a logged model (MLflow model URI) into target (default: a new temporary directory, which the
+    caller removes) and return its path. On failure nothing is left behind."""
     import mlflow
 
     use_tracking_uri(tracking_uri)
-    target = Path(tempfile.mkdtemp(prefix="latent-model-"))
+    made = target is None
+    target = Path(tempfile.mkdtemp(prefix="latent-model-")) if target is None else target
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(target)))
     except Exception as exc:
+        if made:
+            shutil.rmtree(target, ignore_errors=True)
         raise DataError(f"model URI {model_uri!r}: cannot be loaded ({' '.join(str(exc).split())[:300]})") from None

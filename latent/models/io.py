@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from latent.errors import DataError
-from latent.models.registry import create_model, model_entry
+from latent.errors import DataError, LatentError
+from latent.models.registry import create_model
 from latent.workspace import atomic_write_bytes, atomic_write_text
 
 CONFIG_FILE = "model_config.json"
@@ -43,8 +44,12 @@ def load_model_files(directory: Path, map_location: str | torch.device = "cpu") 
         name, config = spec["name"], spec["config"]
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{config_path}: malformed model config ({exc!r})") from None
-    model_entry(name)
-    model = create_model(name, **config)
+    try:
+        model = create_model(name, **config)
+    except LatentError as exc:  # an unknown model or parameter: the file is what is wrong, not the config
+        raise DataError(f"{config_path}: {str(exc).removeprefix('model.name: ')}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"{config_path}: malformed model config ({' '.join(str(exc).split())[:300]})") from None
     try:
         state = torch.load(weights_path, map_location=map_location, weights_only=True)
         model.load_state_dict(state)
@@ -62,5 +67,6 @@ def load_logged_model(model_uri: str, tracking_uri: str | None, map_location: st
         raise DataError(f"model {model_uri!r}: not a local model directory, and MLflow tracking is off")
     from latent.tracking import download_model_dir
 
-    model_dir = download_model_dir(model_uri, tracking_uri)
-    return load_model_files(model_dir / "extra_files", map_location)
+    with tempfile.TemporaryDirectory(prefix="latent-model-") as tmp:  # the weights are in memory once loaded
+        model_dir = download_model_dir(model_uri, tracking_uri, Path(tmp))
+        return load_model_files(model_dir / "extra_files", map_location)
