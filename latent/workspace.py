@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from latent.errors import DataError
+
 TMP_PREFIX = ".tmp-"
 
 
@@ -30,19 +32,20 @@ class Workspace:
         return cls(root)
 
     def raw_dir(self, fingerprint: str) -> Path:
-        return self.root / "raw" / fingerprint
+        return self.root / "raw" / plain_name(fingerprint, "source fingerprint")
 
     def dataset_dir(self, dataset_version: str) -> Path:
-        return self.root / "datasets" / dataset_version
+        return self.root / "datasets" / plain_name(dataset_version, "dataset version")
 
     def model_dir(self, run_id: str) -> Path:
-        return self.root / "models" / run_id
+        return self.root / "models" / plain_name(run_id, "run id")
 
     def latent_dir(self, dataset_version: str, model_version: str) -> Path:
-        return self.root / "latents" / dataset_version / model_version
+        dataset, model = plain_name(dataset_version, "dataset version"), plain_name(model_version, "model version")
+        return self.root / "latents" / dataset / model
 
     def report_dir(self, run_id: str) -> Path:
-        return self.root / "reports" / run_id
+        return self.root / "reports" / plain_name(run_id, "run id")
 
     @property
     def tracking_uri(self) -> str:
@@ -51,6 +54,18 @@ class Workspace:
     @property
     def artifact_root(self) -> Path:
         return self.root / "mlartifacts"
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+=-]*")
+
+
+def plain_name(name: str, what: str) -> str:
+    """A name that becomes one directory of the workspace: never a path, `.` or `..` (a model version taken from
+    a URI like `dir/.` once named the dataset's whole `latents/<version>` folder, and replacing it lost every
+    table in it)."""
+    if not _PLAIN_NAME.fullmatch(name):
+        raise DataError(f"{what} {name!r} cannot name a directory in the workspace (expected letters, digits, _.@+=-)")
+    return name
 
 
 def is_temporary(path: Path) -> bool:
