@@ -187,6 +187,12 @@ def encode_shard(
     return _encode_files(model, [Path(shard)], Path(out_dir), part, batch_size, metadata, extra, transform)
 
 
+def _same_model(a: str, b: str) -> bool:
+    if a.rstrip("/") == b.rstrip("/"):
+        return True
+    return Path(a).is_dir() and Path(b).is_dir() and Path(a).resolve() == Path(b).resolve()
+
+
 def encode(
     dataset_path: str | Path,
     model_uri: str,
@@ -201,7 +207,10 @@ def encode(
     """Write `latents/<dataset-version>/<model-version>/`; an existing complete table is reused unless replace,
     in which case the new version takes its place in one atomic exchange."""
     info = read_dataset_info(dataset_path)
-    final = workspace.latent_dir(info.version, model_version)
+    try:
+        final = workspace.latent_dir(info.version, model_version)
+    except DataError as exc:
+        raise DataError(f"model URI {model_uri!r}: {exc}; name the model by its models:/ URI") from None
     stage_tags = {
         tag("dataset_version"): info.version,
         tag("model_uri"): model_uri,
@@ -210,6 +219,12 @@ def encode(
     with stage_run(tracking, "encode", stage_tags) as run:
         if (final / TABLE_JSON).is_file() and not replace:
             meta = json.loads((final / TABLE_JSON).read_text())
+            if not _same_model(meta["model"]["uri"], model_uri):  # e.g. runs:/A/model and runs:/B/model
+                raise DataError(
+                    f"{final}: this table was encoded from model {meta['model']['uri']}, not {model_uri}, though "
+                    f"both give model version {model_version!r}; name the model uniquely (models:/<model id>), "
+                    "or replace the table with --force"
+                )
             run.set_tags({tag("table_path"): str(final), tag("reused"): "true"})
             return EncodeResult(str(final), meta["rows"], meta["rows_per_split"], run.run_id, 0.0, True)
 
