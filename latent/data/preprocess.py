@@ -176,7 +176,10 @@ def preprocess(
         )
     plan_file = Path(raw_path)
     if not plan_file.is_file():
-        raise DataError(f"{plan_file}: no ingest plan; run `latent ingest` first")
+        raise DataError(
+            f"{plan_file}: no ingest plan for the source as it is now (new, or changed since it was ingested); "
+            "run `latent ingest` first"
+        )
     source, plan = source_from_plan(json.loads(plan_file.read_text()), plan_file.parent)
     if not plan.partitions:
         raise DataError(f"{source.cfg.path or source.cfg.source}: the source has no rows")

@@ -236,6 +236,15 @@ class ShapesSource(Source):
 # ---- image folders ---------------------------------------------------------------------------------------------
 
 
+def _link_outside(root: str | Path, path: str | Path) -> str | None:
+    """Why a link in an image folder is not read: it leads outside the folder. Files are read only from inside
+    dataset.path (links to folders are not followed at all), so a dataset cannot pull in files from elsewhere."""
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) == real_root:
+        return None
+    return f"{path}: a link to {real}, outside the folder {root}; only files inside dataset.path are read"
+
+
 @register_source
 class ImageFolderSource(Source):
     name = "image_folder"
@@ -259,7 +268,18 @@ class ImageFolderSource(Source):
                 if name.startswith("."):
                     continue
                 full = os.path.join(dirpath, name)
-                st = os.stat(full)
+                st = os.lstat(full)  # one call per file; the (rare) links are looked at more closely
+                if stat.S_ISLNK(st.st_mode):
+                    problem = _link_outside(root, full)
+                    try:
+                        st = os.stat(full)
+                    except OSError as exc:
+                        problem = problem or f"{full}: a broken link ({exc.strerror})"
+                    if problem is not None:
+                        if self.cfg.image.on_bad_file == "error":
+                            raise DataError(f"{problem} (set dataset.image.on_bad_file: skip to leave it out)")
+                        files.append((os.path.relpath(full, root), st.st_size, st.st_mtime_ns))  # read() skips it
+                        continue
                 if stat.S_ISREG(st.st_mode):
                     files.append((os.path.relpath(full, root), st.st_size, st.st_mtime_ns))
         if not files:
@@ -299,6 +319,8 @@ class ImageFolderSource(Source):
         from PIL import Image
 
         for f in files:
+            if f.is_symlink() and _link_outside(root, f):
+                continue
             try:
                 with Image.open(f) as img:
                     return [img.height, img.width], ("rgb" if img.mode in ("RGB", "RGBA", "P") else "grayscale")
@@ -315,6 +337,9 @@ class ImageFolderSource(Source):
         for rel, label in partition:
             path = root / rel
             try:
+                outside = _link_outside(root, path) if path.is_symlink() else None
+                if outside:
+                    raise DataError(outside)
                 with Image.open(path) as img:
                     img.load()
                     native = "rgb" if img.mode in ("RGB", "RGBA", "P") else "grayscale"
@@ -492,6 +517,26 @@ class IdxSource(Source):
 # ---- tabular ---------------------------------------------------------------------------------------------------
 
 
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def _refuse_numbers_mixed_with_text(table: pa.Table, column: str, path: Path) -> None:
+    """A text column whose other values are numbers is a numeric column with a typo: refuse it rather than leave a
+    feature out without a word (a column of text only, such as names, is simply not a feature)."""
+    import pyarrow.compute as pc
+
+    values = table.column(column)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return
+    numeric = pc.fill_null(pc.match_substring_regex(values, _NUMBER), True).to_numpy(zero_copy_only=False)
+    if numeric.any() and not numeric.all():
+        row = int(np.flatnonzero(~numeric)[0])
+        raise DataError(
+            f"{path}: column {column!r} holds numbers and text (row {row}: {values[row].as_py()!r} is not a number); "
+            "fix the value, or list the feature columns in dataset.tabular.features"
+        )
+
+
 @register_source
 class TabularSource(Source):
     name = "tabular"
@@ -520,6 +565,9 @@ class TabularSource(Source):
         if t.label and t.label not in table.column_names:
             raise DataError(f"{path}: no label column {t.label!r}")
         if t.features is None:
+            for c in table.column_names:
+                if c != t.label:
+                    _refuse_numbers_mixed_with_text(table, c, path)
             return [
                 c
                 for c in table.column_names
@@ -542,6 +590,8 @@ class TabularSource(Source):
         columns, total = None, 0
         for f in files:
             table = self._frame(f)
+            if table.num_rows == 0:
+                raise DataError(f"{f}: no rows (only a header)" if table.num_columns else f"{f}: no rows")
             cols = self._columns(table, f)
             if not cols:
                 raise DataError(f"{f}: no numeric feature columns")
