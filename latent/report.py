@@ -1,32 +1,45 @@
-"""Report: PCA and t-SNE of the latent means, reconstructions, prior samples and an interpolation,
-as PNGs, a coordinates table joinable on `id`, and one self-contained HTML page, all logged to MLflow."""
+"""Report: PCA and t-SNE of the latent means, an interactive latent map, reconstructions, prior samples and an
+interpolation, as one self-contained HTML page (plus the PNGs and a coordinates table joinable on `id`), all
+logged to MLflow.
+
+The page is a list of `Section`s (anchor id, heading, HTML fragment) under a table of contents; adding a figure
+is one line, e.g. `sections.append(png_section("traversals", "Latent traversals", staging / "traversals.png"))`.
+Everything is inline (images as data URIs, plotly.js embedded once), so the page needs no network and works in
+MLflow's artifact viewer, which shows HTML artifacts in an iframe sandboxed with `allow-scripts` only.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import torch
 
 import latent
 from latent.analysis import interpolate, pca, sample_prior, tsne
 from latent.config import ReportConfig, stable_hash
-from latent.data.dataset import load_dataset_arrays, read_dataset_info
+from latent.data.dataset import DatasetInfo, load_dataset_arrays, read_dataset_info, shard_files
+from latent.errors import DataError
 from latent.models.io import load_logged_model
 from latent.progress import reporter
-from latent.tables import load_latent_arrays, read_table_info
+from latent.tables import load_latent_arrays, open_latent_dataset, read_latent_table, read_table_info
 from latent.tracking import Tracking, latest_stage_run, stage_run, tag
 from latent.workspace import Workspace, atomic_write_text, publish_dir
 
 REPORT_HTML = "report.html"
 COORDINATES = "coordinates.parquet"
+THUMBNAIL_MAX_SIDE = 32  # pixels; larger images are shrunk so 5,000 thumbnails stay well under a megabyte or two
+CATEGORICAL_MAX_LEVELS = 24  # a column with at most this many distinct values is coloured by category
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,341 @@ class ReportResult:
     run_id: str
     metrics: dict[str, float]
     reused: bool = False
+
+
+# ---- the page ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the report page: `id` is its anchor, `body` an HTML fragment built by this module (trusted:
+    escape anything that comes from data). `needs_plotly` embeds plotly.js (once) in the page's head."""
+
+    id: str
+    title: str
+    body: str
+    needs_plotly: bool = False
+
+
+def png_data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def img_html(path: Path, alt: str) -> str:
+    """An <img> with the PNG at `path` embedded, so the page stays one file."""
+    return f'<img alt="{html.escape(alt)}" src="{png_data_uri(Path(path).read_bytes())}">'
+
+
+def png_section(section_id: str, title: str, path: Path, alt: str | None = None) -> Section:
+    """A section showing one PNG figure."""
+    return Section(section_id, title, img_html(path, alt or title))
+
+
+def table_html(rows: dict[str, str]) -> str:
+    return (
+        "<table>"
+        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows.items())
+        + "</table>"
+    )
+
+
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    # inside a <script> element, "</script" would end it early; "<\/" means the same to JavaScript
+    return get_plotlyjs().replace("</script", "<\\/script")
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin-bottom:1.5em} th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f4f4f4} img{max-width:100%;border:1px solid #eee} section{margin:2em 0}
+nav ol{columns:2;padding-left:1.5em} nav a{text-decoration:none}
+.latent-map-controls{display:flex;gap:1.5em;align-items:center;margin-bottom:.5em;flex-wrap:wrap}
+.latent-map-controls button{padding:3px 10px;border:1px solid #888;background:#fff;cursor:pointer}
+.latent-map-controls button[aria-pressed=true]{background:#333;color:#fff}
+.latent-map{display:flex;gap:1em;align-items:flex-start}
+#latent-map-plot{flex:1;min-width:0;height:600px;border:1px solid #eee}
+#latent-map-panel{width:230px;flex:none;font-size:.9em}
+#latent-map-thumb{width:128px;height:auto;image-rendering:pixelated;border:1px solid #ccc;display:block}
+#latent-map-id{font-family:ui-monospace,monospace;font-weight:bold;margin:.5em 0;word-break:break-all}
+#latent-map-panel table{width:100%;table-layout:fixed;overflow-wrap:anywhere} .hint{color:#666}
+"""
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    """The whole page: a title, a table of contents and the sections in order."""
+    ids = [s.id for s in sections]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"report sections need distinct ids, got {ids}")
+    toc = "".join(f'<li><a href="#{html.escape(s.id)}">{html.escape(s.title)}</a></li>' for s in sections)
+    body = "\n".join(
+        f'<section id="{html.escape(s.id)}"><h2>{html.escape(s.title)}</h2>\n{s.body}\n</section>' for s in sections
+    )
+    plotly = f'<script id="plotly-js">{_plotly_js()}</script>' if any(s.needs_plotly for s in sections) else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{_STYLE}</style>
+{plotly}
+</head><body>
+<h1>{html.escape(title)}</h1>
+<nav><ol>{toc}</ol></nav>
+{body}
+</body></html>
+"""
+
+
+# ---- the interactive latent map ----------------------------------------------------------------------------
+
+
+def _number(v: float) -> float | None:
+    return None if not math.isfinite(v) else float(f"{v:.4g}")
+
+
+def _is_categorical(values: np.ndarray) -> bool:
+    if values.dtype.kind not in "fiub":
+        return True
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    return (values.dtype.kind != "f" or np.all(finite == np.round(finite))) and len(np.unique(finite)) <= (
+        CATEGORICAL_MAX_LEVELS
+    )
+
+
+def map_column(name: str, values: np.ndarray) -> dict:
+    """A colour-by column for the map: categorical (levels + a code per point) or continuous (a value per point;
+    null where missing)."""
+    values = np.asarray(values)
+    if not _is_categorical(values):
+        return {"name": name, "kind": "continuous", "values": [_number(float(v)) for v in values]}
+    if values.dtype.kind in "fiub":
+        as_float = values.astype(np.float64)
+        present = np.isfinite(as_float)
+        keys = [int(v) if p else None for v, p in zip(as_float, present, strict=True)]
+    else:
+        keys = [None if v is None else str(v) for v in values.tolist()]
+    levels = sorted({k for k in keys if k is not None})
+    names = [str(level) for level in levels]
+    if any(k is None for k in keys):
+        levels.append(None)
+        names.append("missing")
+    index = {level: i for i, level in enumerate(levels)}
+    return {"name": name, "kind": "categorical", "levels": names, "codes": [index[k] for k in keys]}
+
+
+def map_rows(n: int, limit: int, seed: int) -> np.ndarray:
+    """Positions of the rows shown on the map, ascending: all n, or a seeded sample of `limit` of them."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def map_payload(
+    ids: np.ndarray,
+    projections: list[tuple[str, np.ndarray, tuple[str, str]]],
+    columns: dict[str, np.ndarray],
+    thumbnails: list[str] | None,
+    total_rows: int,
+) -> dict:
+    """What the map's script reads: ids, 2-D coordinates per projection, colour-by columns, thumbnails."""
+    return {
+        "total": int(total_rows),
+        "ids": [str(i) for i in ids],
+        "projections": [
+            {
+                "name": name,
+                "axes": list(axes),
+                "x": [_number(float(v)) for v in xy[:, 0]],
+                "y": [_number(float(v)) for v in xy[:, 1]],
+            }
+            for name, xy, axes in projections
+        ],
+        "columns": [map_column(name, values) for name, values in columns.items()],
+        "thumbnails": thumbnails,
+    }
+
+
+_MAP_SCRIPT = r"""
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("latent-map-data").textContent);
+  var gd = document.getElementById("latent-map-plot");
+  var select = document.getElementById("latent-map-color");
+  var buttons = document.querySelectorAll("#latent-map-projection button");
+  var thumb = document.getElementById("latent-map-thumb");
+  var idBox = document.getElementById("latent-map-id");
+  var details = document.getElementById("latent-map-details");
+  var status = document.getElementById("latent-map-status");
+  var palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+    "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39"];
+  var projection = 0, colorBy = 0, pinned = null;
+
+  function valueOf(column, row) {
+    if (column.kind === "categorical") return column.levels[column.codes[row]];
+    var v = column.values[row];
+    return v === null ? "missing" : String(v);
+  }
+
+  function show(row) {
+    if (thumb && data.thumbnails) thumb.src = "data:image/png;base64," + data.thumbnails[row];
+    idBox.textContent = data.ids[row];
+    while (details.firstChild) details.removeChild(details.firstChild);
+    data.columns.forEach(function (column) {
+      var tr = details.insertRow(), th = document.createElement("th"), td = tr.insertCell();
+      th.textContent = column.name;
+      tr.insertBefore(th, td);
+      td.textContent = valueOf(column, row);
+    });
+    idBox.dataset.row = String(row);
+  }
+
+  function pick(rows, values) {
+    return rows.map(function (i) { return values[i]; });
+  }
+
+  function traces() {
+    var p = data.projections[projection], column = data.columns[colorBy];
+    var all = data.ids.map(function (_, i) { return i; });
+    function trace(rows, name, marker, value) {
+      return {type: "scatter", mode: "markers", name: name, x: pick(rows, p.x), y: pick(rows, p.y),
+        customdata: rows, text: pick(rows, data.ids), marker: marker,
+        hovertemplate: "%{text}<br>" + column.name + ": " + value + "<extra></extra>"};
+    }
+    if (column.kind === "categorical") {
+      var groups = column.levels.map(function () { return []; });
+      column.codes.forEach(function (code, i) { groups[code].push(i); });
+      return groups.map(function (rows, k) {
+        var color = column.levels[k] === "missing" ? "#bbbbbb" : palette[k % palette.length];
+        return trace(rows, column.levels[k], {size: 6, opacity: 0.8, color: color}, column.levels[k]);
+      }).filter(function (t) { return t.x.length > 0; });
+    }
+    var present = all.filter(function (i) { return column.values[i] !== null; });
+    var missing = all.filter(function (i) { return column.values[i] === null; });
+    var out = [trace(present, column.name, {size: 6, opacity: 0.85, color: pick(present, column.values),
+      colorscale: "Viridis", showscale: true, colorbar: {title: {text: column.name}}}, "%{marker.color:.4g}")];
+    if (missing.length) out.push(trace(missing, "missing", {size: 6, opacity: 0.6, color: "#bbbbbb"}, "missing"));
+    return out;
+  }
+
+  function draw() {
+    var p = data.projections[projection], column = data.columns[colorBy];
+    var layout = {
+      uirevision: p.name, hovermode: "closest", dragmode: "pan", showlegend: column.kind === "categorical",
+      legend: {title: {text: column.name}}, margin: {l: 55, r: 10, t: 36, b: 50},
+      xaxis: {title: {text: p.axes[0]}, zeroline: false}, yaxis: {title: {text: p.axes[1]}, zeroline: false}
+    };
+    var config = {responsive: true, scrollZoom: true, displaylogo: false,
+      modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d"]};
+    buttons.forEach(function (b, i) { b.setAttribute("aria-pressed", String(i === projection)); });
+    return Plotly.react(gd, traces(), layout, config);
+  }
+
+  data.columns.forEach(function (column, i) { select.add(new Option(column.name, String(i))); });
+  select.addEventListener("change", function () { colorBy = Number(select.value); draw(); });
+  buttons.forEach(function (b, i) { b.addEventListener("click", function () { projection = i; draw(); }); });
+  show(0);
+  draw().then(function () {
+    gd.on("plotly_hover", function (e) { show(e.points[0].customdata); });
+    gd.on("plotly_click", function (e) { pinned = e.points[0].customdata; show(pinned); });
+    gd.on("plotly_unhover", function () { if (pinned !== null) show(pinned); });
+    gd.dataset.ready = "true";
+  });
+  status.textContent = data.ids.length === data.total ? "all " + data.total + " rows" :
+    data.ids.length + " of " + data.total + " rows (a seeded sample; coordinates.parquet has every row)";
+})();
+"""
+
+
+def latent_map_section(payload: dict) -> Section:
+    """The interactive map: t-SNE / PCA toggle, colour by any column, pan and zoom, and a side panel showing
+    the hovered (or clicked) point's thumbnail, id and values."""
+    projections = "".join(
+        f'<button type="button" aria-pressed="{str(i == 0).lower()}">{html.escape(p["name"])}</button>'
+        for i, p in enumerate(payload["projections"])
+    )
+    thumb = (
+        '<img id="latent-map-thumb" alt="the selected row">' if payload["thumbnails"] else ""
+    )  # its src is set by the script before the page finishes loading
+    # "<" escaped: the JSON (ids come from file names) can never end its <script> element
+    data = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+    body = f"""<div class="latent-map-controls">
+<span id="latent-map-projection">{projections}</span>
+<label>colour by <select id="latent-map-color"></select></label>
+<span class="hint" id="latent-map-status"></span>
+</div>
+<div class="latent-map">
+<div id="latent-map-plot"></div>
+<aside id="latent-map-panel">{thumb}<div id="latent-map-id"></div><table id="latent-map-details"></table>
+<p class="hint">Hover a point to see it here; click to keep it. Drag to pan, scroll to zoom, double-click to reset.</p>
+</aside>
+</div>
+<script type="application/json" id="latent-map-data">{data}</script>
+<script>{_MAP_SCRIPT}</script>"""
+    return Section("latent-map", "Latent map (interactive)", body, needs_plotly=True)
+
+
+def image_geometry(dataset: DatasetInfo) -> tuple[int, int, int] | None:
+    """(height, width, channels) when the dataset's rows are grayscale or RGB images (pixels in [0, 1], stored
+    row-major with channels last), else None."""
+    h, w, c = (int(dataset.shape.get(k, 0)) for k in ("height", "width", "channels"))
+    if c in (1, 3) and h > 1 and w > 1 and h * w * c == dataset.feature_dim and dataset.transform.mean is None:
+        return h, w, c
+    return None
+
+
+def _as_image(row: np.ndarray, geometry: tuple[int, int, int]) -> np.ndarray:
+    h, w, c = geometry
+    return np.clip(row, 0, 1).reshape((h, w) if c == 1 else (h, w, c))
+
+
+def thumbnails(x: np.ndarray, geometry: tuple[int, int, int]) -> list[str]:
+    """Base64 PNGs, one per row, at most THUMBNAIL_MAX_SIDE pixels a side. Grayscale is shown dark on light,
+    as in the report's figures."""
+    from PIL import Image
+
+    h, w, c = geometry
+    factor = min(1.0, THUMBNAIL_MAX_SIDE / max(h, w))
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    out = []
+    for row in x:
+        pixels = np.rint(_as_image(row, geometry) * 255).astype(np.uint8)
+        image = Image.fromarray(255 - pixels if c == 1 else pixels, "L" if c == 1 else "RGB")
+        if factor < 1.0:
+            image = image.resize(size, Image.Resampling.BOX)
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        out.append(base64.b64encode(buffer.getvalue()).decode())
+    return out
+
+
+def _dataset_rows(dataset: DatasetInfo, ids: list[str]) -> np.ndarray:
+    """The model inputs of the given rows, in the given order (only those rows are read into memory)."""
+    files = [str(p) for p in shard_files(dataset.path)]
+    table = ds.dataset(files, format="parquet").to_table(columns=["id", "x"], filter=ds.field("id").isin(ids))
+    position = {row_id: i for i, row_id in enumerate(table.column("id").to_pylist())}
+    missing = [i for i in ids if i not in position]
+    if missing:
+        raise DataError(f"{dataset.path}: rows {missing[:3]} of the latent table are not in the dataset table")
+    return dataset.transform.apply(table.column("x"))[[position[i] for i in ids]]
+
+
+def _factor_columns(table_path: Path, ids: list[str]) -> dict[str, np.ndarray]:
+    """The latent table's ground-truth factor columns (e.g. shape_idx, scale_value) for the given rows."""
+    schema = open_latent_dataset(table_path).schema
+    known = {"id", "label", "split", "z_mean", "z_logvar", "recon_error"}
+    names = [
+        f.name
+        for f in schema
+        if f.name not in known
+        and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_string(f.type))
+    ]
+    if not names:
+        return {}
+    frame = read_latent_table(table_path, columns=["id", *names]).set_index("id").loc[ids]
+    return {name: frame[name].to_numpy() for name in names}
+
+
+# ---- the figures -------------------------------------------------------------------------------------------
 
 
 def _figure():
@@ -63,7 +411,9 @@ def _scatter(path: Path, coords: np.ndarray, labels: np.ndarray, title: str, axe
     plt.close(fig)
 
 
-def _image_grid(path: Path, rows: list[np.ndarray], shape: tuple[int, int], title: str, row_titles: list[str]) -> None:
+def _image_grid(
+    path: Path, rows: list[list[np.ndarray]], geometry: tuple[int, int, int], title: str, row_titles: list[str]
+) -> None:
     plt = _figure()
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(0.8 * n_cols + 0.8, 0.85 * n_rows + 0.5), dpi=110, squeeze=False)
@@ -73,7 +423,7 @@ def _image_grid(path: Path, rows: list[np.ndarray], shape: tuple[int, int], titl
             ax.set_xticks([])
             ax.set_yticks([])
             if c < len(images):
-                ax.imshow(np.clip(images[c], 0, 1).reshape(shape), cmap="gray_r", vmin=0, vmax=1)
+                ax.imshow(_as_image(images[c], geometry), cmap="gray_r", vmin=0, vmax=1)
             else:
                 ax.axis("off")
         axes[r][0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=8)
@@ -98,29 +448,7 @@ def _scree(path: Path, ratios: np.ndarray) -> None:
     plt.close(fig)
 
 
-def _html(title: str, facts: dict[str, str], figures: list[tuple[str, Path]], metrics: dict[str, float]) -> str:
-    def img(p: Path) -> str:
-        return "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
-
-    fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts.items())
-    metric_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:.4g}</td></tr>" for k, v in metrics.items())
-    sections = "".join(
-        f'<section><h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="{img(p)}"></section>'
-        for caption, p in figures
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;margin-bottom:1.5em}} th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-th{{background:#f4f4f4}} img{{max-width:100%;border:1px solid #eee}} section{{margin:1.5em 0}}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<table>{fact_rows}</table>
-<h2>Metrics</h2><table>{metric_rows}</table>
-{sections}
-</body></html>
-"""
+# ---- the stage ---------------------------------------------------------------------------------------------
 
 
 def build_report(
@@ -171,6 +499,22 @@ def build_report(
             tsne_seconds = time.perf_counter() - started
             progress.advance("report", 1, "figures")
 
+            geometry = image_geometry(dataset)
+            shown = map_rows(len(z), cfg.map_points, cfg.seed)
+            shown_ids = [str(i) for i in codes["id"][shown]]
+            payload = map_payload(
+                codes["id"][shown],
+                [("t-SNE", t[shown], ("t-SNE 1", "t-SNE 2")), ("PCA", pca2[shown], ("PC 1", "PC 2"))],
+                {
+                    "label": codes["label"][shown],
+                    "split": codes["split"][shown],
+                    "recon_error": codes["recon_error"][shown],
+                    **_factor_columns(table.path, shown_ids),
+                },
+                thumbnails(_dataset_rows(dataset, shown_ids), geometry) if geometry else None,
+                len(z),
+            )
+
             final = workspace.report_dir(run_id)
             with publish_dir(final, replace=True) as staging:
                 coords = pa.table(
@@ -186,17 +530,15 @@ def build_report(
                 ).replace_schema_metadata({"latent.table_path": str(table.path), "latent.model_uri": model_uri})
                 pq.write_table(coords, staging / COORDINATES, compression="zstd")
 
-                figures: list[tuple[str, Path]] = []
+                sections = [latent_map_section(payload)]
                 _scatter(staging / "pca.png", pca2, codes["label"], "PCA of z_mean", ("PC 1", "PC 2"))
-                figures.append(("PCA of z_mean, coloured by label", staging / "pca.png"))
+                sections.append(png_section("pca", "PCA of z_mean, coloured by label", staging / "pca.png"))
                 _scree(staging / "pca_scree.png", p.explained_variance_ratio)
-                figures.append(("PCA explained variance", staging / "pca_scree.png"))
+                sections.append(png_section("pca-variance", "PCA explained variance", staging / "pca_scree.png"))
                 _scatter(staging / "tsne.png", t, codes["label"], "t-SNE of z_mean", ("t-SNE 1", "t-SNE 2"))
-                figures.append(("t-SNE of z_mean, coloured by label", staging / "tsne.png"))
+                sections.append(png_section("tsne", "t-SNE of z_mean, coloured by label", staging / "tsne.png"))
 
-                shape = (dataset.shape.get("height", 0), dataset.shape.get("width", 0))
-                is_image = dataset.shape.get("channels") == 1 and shape[0] * shape[1] == dataset.feature_dim
-                if is_image:
+                if geometry:
                     ids, x_test, _ = load_dataset_arrays(dataset.path, ("test",))
                     if len(x_test) < 2:
                         ids, x_test, _ = load_dataset_arrays(dataset.path)
@@ -208,12 +550,13 @@ def build_report(
                     _image_grid(
                         staging / "reconstructions.png",
                         [list(x_test), list(recon)],
-                        shape,
+                        geometry,
                         "Test images and their reconstructions",
                         ["input", "recon"],
                     )
-                    figures.append(
-                        (
+                    sections.append(
+                        png_section(
+                            "reconstructions",
                             "Reconstructions (top: input, bottom: decoded posterior mean)",
                             staging / "reconstructions.png",
                         )
@@ -223,23 +566,27 @@ def build_report(
                     _image_grid(
                         staging / "samples.png",
                         [list(samples[i : i + per_row]) for i in range(0, len(samples), per_row)],
-                        shape,
+                        geometry,
                         "Samples from the prior N(0, I)",
                         [""] * ((len(samples) + per_row - 1) // per_row),
                     )
-                    figures.append(("Samples decoded from the prior", staging / "samples.png"))
+                    sections.append(png_section("samples", "Samples decoded from the prior", staging / "samples.png"))
                     path = interpolate(mean[0].numpy(), mean[1].numpy(), cfg.interpolation_steps)
                     with torch.no_grad():
                         strip = model.decode(torch.from_numpy(path.astype(np.float32))).numpy()
                     _image_grid(
                         staging / "interpolation.png",
                         [[x_test[0], *strip, x_test[1]]],
-                        shape,
+                        geometry,
                         f"Linear interpolation between test rows {ids[order][0]} and {ids[order][1]}",
                         ["path"],
                     )
-                    figures.append(
-                        ("Interpolation between two test images (ends: the inputs)", staging / "interpolation.png")
+                    sections.append(
+                        png_section(
+                            "interpolation",
+                            "Interpolation between two test images (ends: the inputs)",
+                            staging / "interpolation.png",
+                        )
                     )
 
                 metrics = {
@@ -257,7 +604,12 @@ def build_report(
                     "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                     "latent version": latent.__version__,
                 }
-                atomic_write_text(staging / REPORT_HTML, _html("latent report", facts, figures, metrics))
+                overview = Section(
+                    "overview",
+                    "Overview",
+                    table_html(facts) + "<h3>Metrics</h3>" + table_html({k: f"{v:.4g}" for k, v in metrics.items()}),
+                )
+                atomic_write_text(staging / REPORT_HTML, render_html("latent report", [overview, *sections]))
                 atomic_write_text(staging / "metrics.json", json.dumps(metrics, indent=2))
             progress.advance("report", 1, "logging")
             run.log_metrics(metrics)

@@ -1,9 +1,12 @@
+import json
 import re
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pyarrow.parquet as pq
 
+from latent.report import build_report, map_column, map_rows
 from latent.tables import load_latent_arrays
 
 
@@ -32,3 +35,56 @@ def test_report_metrics_and_artifacts_are_in_mlflow(library_run):
     assert len(ratios) == 8 and abs(sum(ratios) - 1.0) < 1e-3
     names = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/report.html", "report/coordinates.parquet", "report/tsne.png"} <= names
+
+
+def _map_data(html: str) -> dict:
+    found = re.search(r'<script type="application/json" id="latent-map-data">(.*?)</script>', html, re.S)
+    assert found, "no latent map data in the report"
+    return json.loads(found.group(1))
+
+
+def test_report_embeds_the_latent_map_and_plotly_once_and_references_nothing_outside(library_run):
+    html = Path(library_run.report.html_path).read_text()
+    assert html.count('<script id="plotly-js">') == 1 and "plotly.js v" in html
+    assert 'id="latent-map-plot"' in html and 'id="latent-map-color"' in html
+    assert not re.search(r"""<(script|img|link|iframe|source)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", html)
+    data = _map_data(html)
+    assert len(data["ids"]) == data["total"] == 1797
+    assert [c["name"] for c in data["columns"]] == ["label", "split", "recon_error"]
+    assert [p["name"] for p in data["projections"]] == ["t-SNE", "PCA"]
+    assert len(data["thumbnails"]) == 1797
+    assert len(html) < 8_000_000
+
+
+def test_map_shows_a_seeded_sample_when_the_table_is_larger_than_map_points(library_run):
+    cfg = library_run.cfg.report.model_copy(update={"map_points": 300, "tsne_perplexity": 10.0})
+    result = build_report(
+        library_run.encode.table_path,
+        library_run.preprocess.dataset_path,
+        library_run.train.model_uri,
+        cfg,
+        library_run.workspace,
+        library_run.tracking,
+    )
+    data = _map_data(Path(result.html_path).read_text())
+    all_ids = pq.read_table(result.coordinates_path).column("id").to_pylist()
+    assert len(all_ids) == 1797 and data["total"] == 1797  # the coordinates table keeps every row
+    assert len(data["ids"]) == len(set(data["ids"])) == len(data["thumbnails"]) == 300
+    assert set(data["ids"]) <= set(all_ids) and data["ids"] == sorted(data["ids"])
+    assert all(len(p["x"]) == 300 for p in data["projections"])
+    np.testing.assert_array_equal(map_rows(1797, 300, 0), map_rows(1797, 300, 0))
+    assert not np.array_equal(map_rows(1797, 300, 0), map_rows(1797, 300, 1))
+    np.testing.assert_array_equal(map_rows(50, 300, 0), np.arange(50))
+
+
+def test_map_columns_are_categorical_for_few_levels_and_continuous_otherwise():
+    shape = map_column("shape_idx", np.array([2, 0, 1, 0]))
+    assert shape["kind"] == "categorical" and shape["levels"] == ["0", "1", "2"] and shape["codes"] == [2, 0, 1, 0]
+    label = map_column("label", np.array([1.0, np.nan, 0.0]))  # unlabeled rows read as NaN
+    assert label["levels"] == ["0", "1", "missing"] and label["codes"] == [1, 2, 0]
+    split = map_column("split", np.array(["val", "train"], dtype=object))
+    assert split["levels"] == ["train", "val"]
+    position = map_column("pos_x_idx", np.arange(32))  # 32 positions: a scale, not 32 colours
+    assert position["kind"] == "continuous" and len(position["values"]) == 32
+    error = map_column("recon_error", np.array([0.123456, np.inf]))
+    assert error == {"name": "recon_error", "kind": "continuous", "values": [0.1235, None]}
