@@ -93,6 +93,12 @@ class RichReporter:
             self.progress.stop_task(task)
 
 
+def _drop_bars(progress: Progress) -> None:
+    """On failure the bars go, so that stderr ends with the error line alone (which names what failed)."""
+    for task in list(progress.task_ids):
+        progress.remove_task(task)
+
+
 def _quiet_environment(debug: bool) -> None:
     """Embedded defaults that need no network, and a console that shows our progress, not library chatter."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -177,6 +183,9 @@ def _execute(stages: list[str], config: Path | None, sets: list[str] | None, deb
             set_reporter(RichReporter(progress))
             try:
                 result = pipeline_flow(cfg.model_dump(mode="json"), stages, **kwargs)
+            except Exception:
+                _drop_bars(progress)
+                raise
             finally:
                 set_reporter(None)
     except Exception as exc:
@@ -278,6 +287,9 @@ def transfer(
             set_reporter(RichReporter(progress))
             try:
                 result = transfer_flow(cfg.model_dump(mode="json"), force=force)
+            except Exception:
+                _drop_bars(progress)
+                raise
             finally:
                 set_reporter(None)
     except Exception as exc:
