@@ -105,10 +105,11 @@ nav ol{columns:2;padding-left:1.5em} nav a{text-decoration:none}
 .latent-map-controls button[aria-pressed=true]{background:#333;color:#fff}
 .latent-map{display:flex;gap:1em;align-items:flex-start}
 #latent-map-plot{flex:1;min-width:0;height:600px;border:1px solid #eee}
-#latent-map-panel{width:230px;flex:none;font-size:.9em}
+#latent-map-panel{width:250px;flex:none;font-size:.9em}
 #latent-map-thumb{width:128px;height:auto;image-rendering:pixelated;border:1px solid #ccc;display:block}
 #latent-map-id{font-family:ui-monospace,monospace;font-weight:bold;margin:.5em 0;word-break:break-all}
-#latent-map-panel table{width:100%;table-layout:fixed;overflow-wrap:anywhere} .hint{color:#666}
+#latent-map-panel table{width:100%;table-layout:fixed;overflow-wrap:anywhere} #latent-map-panel th{width:60%}
+.hint{color:#666}
 """
 
 
