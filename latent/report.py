@@ -275,7 +275,7 @@ _MAP_SCRIPT = r"""
       xaxis: {title: {text: p.axes[0]}, zeroline: false}, yaxis: {title: {text: p.axes[1]}, zeroline: false}
     };
     var config = {responsive: true, scrollZoom: true, displaylogo: false,
-      modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d"]};
+      modeBarButtonsToRemove: ["toImage", "sendChartToCloud", "select2d", "lasso2d"]};
     buttons.forEach(function (b, i) { b.setAttribute("aria-pressed", String(i === projection)); });
     return Plotly.react(gd, traces(), layout, config);
   }

@@ -153,6 +153,8 @@ def test_report_opens_offline_with_every_image_loaded_and_no_errors(watched, lib
     shown = page.evaluate("() => document.getElementById('latent-map-plot').data.reduce((n, t) => n + t.x.length, 0)")
     assert shown == 1797
     assert page.locator("#latent-map-plot .scatterlayer .point").count() == 1797  # drawn, not only data
+    toolbar = page.evaluate("() => [...document.querySelectorAll('.modebar-btn')].map(b => b.dataset.title)")
+    assert toolbar == ["Zoom", "Pan", "Zoom in", "Zoom out", "Autoscale", "Reset axes"]  # no upload, no download
     assert watched.errors == []
     assert all(u.startswith(("file:", "data:")) for u in watched.requests), watched.requests
 
