@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from latent.errors import DataError
+from latent.errors import DataError, LatentError
 
 TMP_PREFIX = ".tmp-"
 
@@ -188,8 +189,10 @@ def publish_dir(final: Path, replace: bool = False, marker: str | None = None) -
         else:
             os.rename(staging, final)
         _fsync_dir(final.parent)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise _disk_full(final) from None
         raise
 
 
@@ -205,9 +208,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise _disk_full(path) from None
         raise
+
+
+def _disk_full(path: Path) -> LatentError:
+    # Not retried: a full disk does not empty itself in the seconds between retries.
+    return LatentError(
+        f"{path}: no space left on the device while writing it; nothing was published and the previous version, "
+        "if any, is intact (free some space and run again)"
+    )
 
 
 def atomic_write_text(path: Path, text: str) -> None:
