@@ -270,11 +270,11 @@ class ImageFolderSource(Source):
                 full = os.path.join(dirpath, name)
                 st = os.lstat(full)  # one call per file; the (rare) links are looked at more closely
                 if stat.S_ISLNK(st.st_mode):
-                    problem = _link_outside(root, full)
                     try:
                         st = os.stat(full)
+                        problem = _link_outside(root, full)
                     except OSError as exc:
-                        problem = problem or f"{full}: a broken link ({exc.strerror})"
+                        problem = f"{full}: a broken link ({exc.strerror})"
                     if problem is not None:
                         if self.cfg.image.on_bad_file == "error":
                             raise DataError(f"{problem} (set dataset.image.on_bad_file: skip to leave it out)")
@@ -290,7 +290,7 @@ class ImageFolderSource(Source):
 
     def fingerprint(self) -> str:
         return stable_hash(
-            {"root": str(self._root().resolve()), "files": self._listing(), "options": self.cfg.image.model_dump()}
+            {"root": str(self._root().resolve()), "files": self._listing(), "options": self.cfg.image.model_dump(), "layout": "chw"}
         )
 
     def plan(self, raw_dir: Path, shard_rows: int) -> Plan:
@@ -364,7 +364,8 @@ class ImageFolderSource(Source):
                 skipped.append((str(path), reason))
                 continue
             ids.append(rel)
-            images.append(pixels.reshape(-1))
+            # rows are stored channels-first (C·H·W), the layout the plan's geometry and the conv models use
+            images.append((pixels.transpose(2, 0, 1) if pixels.ndim == 3 else pixels).reshape(-1))
             labels.append(label)
         x = np.stack(images) if images else np.zeros((0, height * width * (3 if mode == "rgb" else 1)), np.uint8)
         label_array = pa.array(labels, pa.int64())
