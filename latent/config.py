@@ -157,6 +157,10 @@ class ReportConfig(StrictModel):
     n_reconstructions: int = Field(default=16, gt=0)
     interpolation_steps: int = Field(default=10, ge=2)
     map_points: int = Field(default=5000, gt=0)  # points on the report's interactive map (a seeded subsample)
+    traversal_dims: int = Field(default=10, gt=0)  # dimensions in the report's traversal grid, by KL
+    probes: bool = True  # logistic/kNN probes on latents vs raw inputs (tables with class labels)
+    probe_max_rows: int = Field(default=20000, gt=0)  # train and test rows the probes use at most (seeded sample)
+    disentanglement: bool = True  # disentanglement metrics (tables with ground-truth factor columns)
     seed: int = 0
 
 

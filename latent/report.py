@@ -21,15 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-import torch
 
 import latent
-from latent.analysis import interpolate, pca, sample_prior, tsne
+from latent.analysis import interpolate, pca, probe_report, sample_prior, tsne
+from latent.analysis.explore import LatentSpace, apply_vector, attribute_vector, kl_per_dim, traversal_codes
+from latent.analysis.figures import as_image, image_grid_png, pyplot
 from latent.config import ReportConfig, stable_hash
-from latent.data.dataset import DatasetInfo, load_dataset_arrays, read_dataset_info, shard_files
-from latent.errors import DataError
+from latent.data.dataset import DatasetInfo, read_dataset_info
 from latent.models.io import load_logged_model
 from latent.progress import reporter
 from latent.tables import load_latent_arrays, open_latent_dataset, read_latent_table, read_table_info
@@ -39,6 +38,9 @@ from latent.workspace import Workspace, atomic_write_text, publish_dir
 REPORT_HTML = "report.html"
 COORDINATES = "coordinates.parquet"
 THUMBNAIL_MAX_SIDE = 32  # pixels; larger images are shrunk so 5,000 thumbnails stay well under a megabyte or two
+ACTIVE_DIM_KL = 0.01  # nats: a dimension carrying less than this is treated as collapsed (inactive)
+TRAVERSAL_STEPS = 9
+PROBE_BUDGETS = (10, 100, 1000, None)
 CATEGORICAL_MAX_LEVELS = 24  # a column with at most this many distinct values is coloured by category
 
 
@@ -325,17 +327,12 @@ def latent_map_section(payload: dict) -> Section:
 
 
 def image_geometry(dataset: DatasetInfo) -> tuple[int, int, int] | None:
-    """(height, width, channels) when the dataset's rows are grayscale or RGB images (pixels in [0, 1], stored
-    row-major with channels last), else None."""
-    h, w, c = (int(dataset.shape.get(k, 0)) for k in ("height", "width", "channels"))
+    """(channels, height, width) when the dataset's rows are grayscale or RGB images (pixels in [0, 1], stored
+    channels-first), else None."""
+    c, h, w = (int(dataset.shape.get(k, 0)) for k in ("channels", "height", "width"))
     if c in (1, 3) and h > 1 and w > 1 and h * w * c == dataset.feature_dim and dataset.transform.mean is None:
-        return h, w, c
+        return c, h, w
     return None
-
-
-def _as_image(row: np.ndarray, geometry: tuple[int, int, int]) -> np.ndarray:
-    h, w, c = geometry
-    return np.clip(row, 0, 1).reshape((h, w) if c == 1 else (h, w, c))
 
 
 def thumbnails(x: np.ndarray, geometry: tuple[int, int, int]) -> list[str]:
@@ -343,12 +340,12 @@ def thumbnails(x: np.ndarray, geometry: tuple[int, int, int]) -> list[str]:
     as in the report's figures."""
     from PIL import Image
 
-    h, w, c = geometry
+    c, h, w = geometry
     factor = min(1.0, THUMBNAIL_MAX_SIDE / max(h, w))
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
     out = []
     for row in x:
-        pixels = np.rint(_as_image(row, geometry) * 255).astype(np.uint8)
+        pixels = np.rint(as_image(row, geometry) * 255).astype(np.uint8)
         image = Image.fromarray(255 - pixels if c == 1 else pixels, "L" if c == 1 else "RGB")
         if factor < 1.0:
             image = image.resize(size, Image.Resampling.BOX)
@@ -356,17 +353,6 @@ def thumbnails(x: np.ndarray, geometry: tuple[int, int, int]) -> list[str]:
         image.save(buffer, "PNG")
         out.append(base64.b64encode(buffer.getvalue()).decode())
     return out
-
-
-def _dataset_rows(dataset: DatasetInfo, ids: list[str]) -> np.ndarray:
-    """The model inputs of the given rows, in the given order (only those rows are read into memory)."""
-    files = [str(p) for p in shard_files(dataset.path)]
-    table = ds.dataset(files, format="parquet").to_table(columns=["id", "x"], filter=ds.field("id").isin(ids))
-    position = {row_id: i for i, row_id in enumerate(table.column("id").to_pylist())}
-    missing = [i for i in ids if i not in position]
-    if missing:
-        raise DataError(f"{dataset.path}: rows {missing[:3]} of the latent table are not in the dataset table")
-    return dataset.transform.apply(table.column("x"))[[position[i] for i in ids]]
 
 
 def _factor_columns(table_path: Path, ids: list[str]) -> dict[str, np.ndarray]:
@@ -388,17 +374,8 @@ def _factor_columns(table_path: Path, ids: list[str]) -> dict[str, np.ndarray]:
 # ---- the figures -------------------------------------------------------------------------------------------
 
 
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _scatter(path: Path, coords: np.ndarray, labels: np.ndarray, title: str, axes: tuple[str, str]) -> None:
-    plt = _figure()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
     has_labels = labels is not None and len(labels) and not np.all(labels < 0)
     points = ax.scatter(coords[:, 0], coords[:, 1], c=labels if has_labels else None, cmap="tab10", s=6, alpha=0.8)
@@ -412,30 +389,133 @@ def _scatter(path: Path, coords: np.ndarray, labels: np.ndarray, title: str, axe
     plt.close(fig)
 
 
-def _image_grid(
-    path: Path, rows: list[list[np.ndarray]], geometry: tuple[int, int, int], title: str, row_titles: list[str]
-) -> None:
-    plt = _figure()
-    n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(0.8 * n_cols + 0.8, 0.85 * n_rows + 0.5), dpi=110, squeeze=False)
-    for r, images in enumerate(rows):
-        for c in range(n_cols):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c < len(images):
-                ax.imshow(_as_image(images[c], geometry), cmap="gray_r", vmin=0, vmax=1)
-            else:
-                ax.axis("off")
-        axes[r][0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title, fontsize=10)
+def _kl_bars(path: Path, kl: np.ndarray) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
+    order = np.argsort(-kl, kind="stable")
+    ax.bar(np.arange(len(kl)), kl[order], color=["#3b75af" if v > ACTIVE_DIM_KL else "#bbbbbb" for v in kl[order]])
+    ax.set_xticks(np.arange(len(kl)), [f"z{d}" for d in order], fontsize=7, rotation=90 if len(kl) > 16 else 0)
+    ax.set_ylabel("mean KL (nats)")
+    ax.set_title(f"KL per dimension, sorted; grey: inactive (KL ≤ {ACTIVE_DIM_KL})")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
+def _generation_sections(space: LatentSpace, cfg: ReportConfig, kl: np.ndarray, staging: Path) -> list[Section]:
+    """Reconstructions, prior samples, interpolations, traversals and (with labels) latent arithmetic."""
+    geometry = space.image_shape
+    codes = space.codes
+    test_ids = sorted(str(i) for i in codes["id"][codes["split"] == "test"]) or sorted(str(i) for i in codes["id"])
+    if len(test_ids) < 2:
+        return []
+    shown = test_ids[: cfg.n_reconstructions]
+    x = space.inputs(shown)
+    recon = space.decode(space.z_mean(shown))
+    sections = []
+
+    def grid(name: str, section_id: str, title: str, rows, **labels) -> None:
+        image_grid_png(staging / name, rows, geometry, title, labels.get("row_titles"), labels.get("col_titles"))
+        sections.append(png_section(section_id, title, staging / name))
+
+    grid(
+        "reconstructions.png",
+        "reconstructions",
+        "Reconstructions (top: test inputs, bottom: decoded posterior means)",
+        [list(x), list(recon)],
+        row_titles=["input", "recon"],
+    )
+    samples = sample_prior(space.model, cfg.n_samples, cfg.seed)
+    per_row = 16
+    grid(
+        "samples.png",
+        "samples",
+        "Samples decoded from the prior N(0, I)",
+        [list(samples[i : i + per_row]) for i in range(0, len(samples), per_row)],
+    )
+    a, b = test_ids[0], test_ids[1]
+    z0, z1 = space.z_mean([a, b])
+    ends = space.inputs([a, b])
+    rows = [
+        [ends[0], *space.decode(interpolate(z0, z1, cfg.interpolation_steps, slerp=slerp)), ends[1]]
+        for slerp in (False, True)
+    ]
+    grid(
+        "interpolation.png",
+        "interpolation",
+        f"Interpolation from {a} to {b} (ends: the inputs)",
+        rows,
+        row_titles=["linear", "slerp"],
+    )
+    dims = [int(d) for d in np.argsort(-kl, kind="stable")[: cfg.traversal_dims]]
+    sigma = codes["z_mean"].astype(np.float64).std(axis=0)
+    traversal = space.decode(traversal_codes(space.z_mean([a]), dims, sigma, TRAVERSAL_STEPS))[0]
+    grid(
+        "traversals.png",
+        "traversals",
+        f"Latent traversals around {a}: each dimension from −3σ to +3σ, most informative first",
+        [list(row) for row in traversal],
+        row_titles=[f"z{d} KL {kl[d]:.2f}" for d in dims],
+        col_titles=[f"{o:+.3g}σ" for o in np.linspace(-3, 3, TRAVERSAL_STEPS)],
+    )
+    labels = codes["label"]
+    classes = np.unique(labels[labels >= 0]) if labels.dtype.kind in "iu" else np.array([])
+    if len(classes) >= 2:
+        plus, minus = int(classes[-1]), int(classes[0])
+        z = codes["z_mean"].astype(np.float64)
+        vector = attribute_vector(z[labels == plus], z[labels == minus])
+        targets = sorted(str(i) for i in codes["id"][labels == minus])[:4]
+        strengths = [0.0, 0.5, 1.0, 1.5, 2.0]
+        moved = space.decode(apply_vector(space.z_mean(targets), vector, strengths))
+        inputs = space.inputs(targets)
+        grid(
+            "arithmetic.png",
+            "arithmetic",
+            f"Latent arithmetic: z + s·(mean z[label = {plus}] − mean z[label = {minus}]) on label-{minus} rows",
+            [[inputs[r], *moved[r]] for r in range(len(targets))],
+            row_titles=targets,
+            col_titles=["input", *[f"s={s:g}" for s in strengths]],
+        )
+    return sections
+
+
+def _probe_section(space: LatentSpace, cfg: ReportConfig) -> tuple[Section, dict[str, float]] | None:
+    """Probe accuracy on latents vs raw inputs, for tables with class labels and train/test rows."""
+    codes = space.codes
+    labels = codes["label"]
+    if labels.dtype.kind not in "iu" or len(np.unique(labels[labels >= 0])) < 2:
+        return None
+    z, x, y = {}, {}, {}
+    rng = np.random.default_rng(cfg.seed)
+    for split in ("train", "test"):
+        ids = codes["id"][(codes["split"] == split) & (labels >= 0)]
+        if len(ids) < 2:
+            return None
+        if len(ids) > cfg.probe_max_rows:
+            ids = np.sort(rng.choice(ids, cfg.probe_max_rows, replace=False))
+        ids = [str(i) for i in ids]
+        z[split], x[split], y[split] = space.z_mean(ids), space.inputs(ids), labels[space.positions(ids)]
+    scores = probe_report(z, x, y, PROBE_BUDGETS, seed=cfg.seed, max_test=cfg.probe_max_rows)
+    budgets = [str(b) for b in PROBE_BUDGETS if b is not None and b < len(y["train"])] + ["all"]
+    head = "".join(f"<th>{b} labels</th>" for b in budgets)
+    rows = "".join(
+        f"<tr><th>{space_} · {method}</th>"
+        + "".join(f"<td>{scores.get(f'probe_{space_}_{method}_{b}', float('nan')):.3f}</td>" for b in budgets)
+        + "</tr>"
+        for space_ in ("latent", "raw")
+        for method in ("logistic", "knn")
+    )
+    body = (
+        f"<p>Test accuracy of probes trained on {len(y['train']):,} labelled train rows or fewer: logistic "
+        "regression (what a linear readout gets) and 5-nearest neighbours (local structure), on the latent means "
+        "and on the raw inputs. Small budgets are class-stratified draws, averaged over 3.</p>"
+        f"<table><tr><th>inputs · probe</th>{head}</tr>{rows}</table>"
+    )
+    return Section("probes", "Probes: labels from the latent space vs the raw inputs", body), scores
+
+
 def _scree(path: Path, ratios: np.ndarray) -> None:
-    plt = _figure()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     idx = np.arange(1, len(ratios) + 1)
     ax.bar(idx, ratios, label="explained variance ratio")
@@ -501,6 +581,7 @@ def build_report(
             progress.advance("report", 1, "figures")
 
             geometry = image_geometry(dataset)
+            space = LatentSpace(table, dataset, model, codes)
             shown = map_rows(len(z), cfg.map_points, cfg.seed)
             shown_ids = [str(i) for i in codes["id"][shown]]
             payload = map_payload(
@@ -512,9 +593,10 @@ def build_report(
                     "recon_error": codes["recon_error"][shown],
                     **_factor_columns(table.path, shown_ids),
                 },
-                thumbnails(_dataset_rows(dataset, shown_ids), geometry) if geometry else None,
+                thumbnails(space.inputs(shown_ids), geometry) if geometry else None,
                 len(z),
             )
+            extra_metrics: dict[str, float] = {}
 
             final = workspace.report_dir(run_id)
             with publish_dir(final, replace=True) as staging:
@@ -538,62 +620,29 @@ def build_report(
                 sections.append(png_section("pca-variance", "PCA explained variance", staging / "pca_scree.png"))
                 _scatter(staging / "tsne.png", t, codes["label"], "t-SNE of z_mean", ("t-SNE 1", "t-SNE 2"))
                 sections.append(png_section("tsne", "t-SNE of z_mean, coloured by label", staging / "tsne.png"))
+                kl = kl_per_dim(codes["z_mean"], codes["z_logvar"])
+                _kl_bars(staging / "kl_per_dim.png", kl)
+                sections.append(
+                    png_section(
+                        "kl", "Information per latent dimension (mean KL to the prior)", staging / "kl_per_dim.png"
+                    )
+                )
+                extra_metrics["active_dims"] = float(np.sum(kl > ACTIVE_DIM_KL))
 
                 if geometry:
-                    ids, x_test, _ = load_dataset_arrays(dataset.path, ("test",))
-                    if len(x_test) < 2:
-                        ids, x_test, _ = load_dataset_arrays(dataset.path)
-                    order = np.argsort(ids)
-                    x_test = x_test[order][: cfg.n_reconstructions]
-                    with torch.no_grad():
-                        mean, _ = model.encode(torch.from_numpy(x_test))
-                        recon = model.decode(mean).numpy()
-                    _image_grid(
-                        staging / "reconstructions.png",
-                        [list(x_test), list(recon)],
-                        geometry,
-                        "Test images and their reconstructions",
-                        ["input", "recon"],
-                    )
-                    sections.append(
-                        png_section(
-                            "reconstructions",
-                            "Reconstructions (top: input, bottom: decoded posterior mean)",
-                            staging / "reconstructions.png",
-                        )
-                    )
-                    samples = sample_prior(model, cfg.n_samples, cfg.seed)
-                    per_row = 16
-                    _image_grid(
-                        staging / "samples.png",
-                        [list(samples[i : i + per_row]) for i in range(0, len(samples), per_row)],
-                        geometry,
-                        "Samples from the prior N(0, I)",
-                        [""] * ((len(samples) + per_row - 1) // per_row),
-                    )
-                    sections.append(png_section("samples", "Samples decoded from the prior", staging / "samples.png"))
-                    path = interpolate(mean[0].numpy(), mean[1].numpy(), cfg.interpolation_steps)
-                    with torch.no_grad():
-                        strip = model.decode(torch.from_numpy(path.astype(np.float32))).numpy()
-                    _image_grid(
-                        staging / "interpolation.png",
-                        [[x_test[0], *strip, x_test[1]]],
-                        geometry,
-                        f"Linear interpolation between test rows {ids[order][0]} and {ids[order][1]}",
-                        ["path"],
-                    )
-                    sections.append(
-                        png_section(
-                            "interpolation",
-                            "Interpolation between two test images (ends: the inputs)",
-                            staging / "interpolation.png",
-                        )
-                    )
+                    sections += _generation_sections(space, cfg, kl, staging)
+                if cfg.probes:
+                    progress.advance("report", 0, "probes")
+                    probe = _probe_section(space, cfg)
+                    if probe is not None:
+                        sections.append(probe[0])
+                        extra_metrics.update(probe[1])
 
                 metrics = {
                     f"pca_explained_variance_ratio_{i + 1}": float(r) for i, r in enumerate(p.explained_variance_ratio)
                 }
                 metrics["tsne_seconds"] = tsne_seconds
+                metrics.update(extra_metrics)
                 metrics["mean_recon_error"] = float(np.mean(codes["recon_error"]))
                 facts = {
                     "latent table": str(table.path),

@@ -290,7 +290,12 @@ class ImageFolderSource(Source):
 
     def fingerprint(self) -> str:
         return stable_hash(
-            {"root": str(self._root().resolve()), "files": self._listing(), "options": self.cfg.image.model_dump(), "layout": "chw"}
+            {
+                "root": str(self._root().resolve()),
+                "files": self._listing(),
+                "options": self.cfg.image.model_dump(),
+                "layout": "chw",
+            }
         )
 
     def plan(self, raw_dir: Path, shard_rows: int) -> Plan:
