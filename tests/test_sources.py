@@ -187,6 +187,10 @@ def test_image_folder_png_and_jpeg_with_classes_resized_to_grayscale(tmp_path):
         tmp_path, "dataset.source=image_folder", f"dataset.path={tmp_path / 'imgs'}", "dataset.image.mode=rgb"
     )
     assert rgb.shape == {"channels": 3, "height": 12, "width": 10} and rgb.feature_dim == 360
+    ids, x, _ = load_dataset_arrays(rgb.path)
+    png = np.asarray(Image.open(tmp_path / "imgs" / "dogs" / "1.png"), np.float32) / 255  # lossless: exact pixels
+    row = x[list(ids).index("dogs/1.png")].reshape(3, 12, 10)  # channels-first, as the conv models read it
+    np.testing.assert_allclose(row, png.transpose(2, 0, 1), atol=1e-6)
 
 
 @pytest.mark.parametrize(
