@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -53,9 +55,22 @@ def load_model_files(directory: Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(weights_path, map_location=map_location, weights_only=True)
         model.load_state_dict(state)
-    except Exception as exc:  # corrupt, truncated, or carrying pickled code that weights_only refuses
+    except pickle.UnpicklingError as exc:  # weights_only refused it: not plain tensors (perhaps pickled code)
+        raise DataError(
+            f"{weights_path}: cannot load weights: not a file of plain tensors ({_unpickler_reason(exc)}); "
+            "refused without running anything in it"
+        ) from None
+    except Exception as exc:  # corrupt, truncated, or not the model's weights
         raise DataError(f"{weights_path}: cannot load weights ({' '.join(str(exc).split())[:300]})") from None
     return model.eval()
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The one informative sentence of torch's weights_only error (the rest is advice to turn the check off)."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^Weights only load failed\..*?trusted source\.\s*", "", text)
+    text = re.sub(r"^Please file an issue.*?WeightsUnpickler error:\s*", "", text)
+    return text.split(" Check the documentation")[0].strip()[:200]
 
 
 def load_logged_model(model_uri: str, tracking_uri: str | None, map_location: str | torch.device = "cpu") -> nn.Module:
