@@ -18,7 +18,7 @@ would see, reruns the same command to completion and checks again:
 Trials reuse one workspace: each varies the config just enough that its stage has work to do (a new
 `preprocess.shard_rows` gives a new dataset version, a new `train.seed` a new training and a new latent table).
 
-    python benchmarks/faults.py [--trials 21] [--seed 0] [--epochs 60] [--markdown] [--keep DIR]
+    python benchmarks/faults.py [--trials 21] [--seed 0] [--epochs 20] [--markdown] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -560,7 +560,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=21, help="kill-and-rerun trials, spread over the three stages")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill delays")
-    parser.add_argument("--epochs", type=int, default=60, help="epochs of the trainings that get killed")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs of the trainings that get killed")
     parser.add_argument("--markdown", action="store_true", help="print the README table rows")
     parser.add_argument("--keep", type=Path, default=None, help="work in this directory and keep it (logs, workspace)")
     args = parser.parse_args()

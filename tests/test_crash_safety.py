@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks import faults
 from latent.tracking import current_owner, owner_alive
-from latent.workspace import _temp_sibling, publish_dir, sweep_stale
+from latent.workspace import Workspace, _temp_sibling, publish_dir, sweep_stale
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a few minutes; more on a busy machine
 
@@ -118,3 +118,30 @@ def test_sigkill_mid_publish_leaves_the_previous_version(tmp_path):
         (staging / "v").write_text("3")
     assert (final / "v").read_text() == "3"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table"]
+
+
+def test_orphaned_runs_are_marked_and_only_a_dead_owners_training_is_resumed(tmp_path):
+    import mlflow
+
+    from latent.config import TrackingConfig
+    from latent.tracking import OWNER_TAG, mark_orphaned_runs, setup_tracking, unfinished_stage_run
+
+    tracking = setup_tracking(TrackingConfig(), Workspace.at(tmp_path / "ws"))
+    client = mlflow.MlflowClient(tracking.uri)
+    host = current_owner().split(":")[0]
+    owners = {"live": current_owner(), "dead": f"{host}:{_dead_pid()}:1", "unknown": None}
+    ids = {}
+    for name, owner in owners.items():
+        tags = {"latent.stage": "train", "latent.train_key": name}
+        if owner is not None:
+            tags[OWNER_TAG] = owner
+        ids[name] = client.create_run(tracking.experiment_id, tags=tags).info.run_id
+
+    assert unfinished_stage_run(tracking, "train", train_key="live") is None  # another live process is on it
+    assert unfinished_stage_run(tracking, "train", train_key="dead").info.run_id == ids["dead"]
+    assert mark_orphaned_runs(tracking) == [ids["dead"]]
+    dead = client.get_run(ids["dead"])
+    assert dead.info.status == "KILLED" and "ended without closing the run" in dead.data.tags["latent.error"]
+    assert client.get_run(ids["live"]).info.status == "RUNNING"
+    assert client.get_run(ids["unknown"]).info.status == "RUNNING"  # no owner recorded: never guessed at
+    assert unfinished_stage_run(tracking, "train", train_key="dead").info.run_id == ids["dead"]  # still resumable
