@@ -14,7 +14,7 @@ def test_report_is_self_contained_html_with_every_figure(library_run):
     html = Path(library_run.report.html_path).read_text()
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     captions = " ".join(c for c, _ in images)
-    for needle in ("PCA", "t-SNE", "Reconstructions", "prior", "Interpolation"):
+    for needle in ("PCA", "t-SNE", "Reconstructions", "prior", "Interpolation", "traversals", "arithmetic", "KL"):
         assert needle in captions, needle
     assert all(len(data) > 1000 for _, data in images)
     assert 'src="http' not in html  # nothing fetched from elsewhere
