@@ -134,7 +134,7 @@ def pipeline_flow(
             if model_uri is None:
                 model_uri, model_version, source_run_id = lineage.model_for(tracking, dataset_path)
             else:
-                model_version = model_uri.rstrip("/").rsplit("/", 1)[-1]
+                model_version = lineage.model_version_of(tracking, model_uri)
 
         if "encode" in wanted:
             out = run_stage(

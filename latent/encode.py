@@ -219,7 +219,9 @@ def encode(
     with stage_run(tracking, "encode", stage_tags) as run:
         if (final / TABLE_JSON).is_file() and not replace:
             meta = json.loads((final / TABLE_JSON).read_text())
-            if not _same_model(meta["model"]["uri"], model_uri):  # e.g. runs:/A/model and runs:/B/model
+            # an MLflow model id names one model whatever URI led to it; other version names come from the URI's
+            # last segment and can collide (runs:/A/model and runs:/B/model)
+            if not model_version.startswith("m-") and not _same_model(meta["model"]["uri"], model_uri):
                 raise DataError(
                     f"{final}: this table was encoded from model {meta['model']['uri']}, not {model_uri}, though "
                     f"both give model version {model_version!r}; name the model uniquely (models:/<model id>), "

@@ -48,3 +48,31 @@ def table_for(tracking: Tracking, dataset_path: str) -> tuple[str, str]:
         raise DataError(f"no latent table for dataset {version}; run `latent encode` first or pass --table")
     path = run.data.tags[tag("table_path")]
     return path, read_table_info(path).info["model"]["uri"]
+
+
+def model_version_of(tracking: Tracking | None, model_uri: str) -> str:
+    """The version name a latent table is filed under for a model URI: for `models:/<name>/<version>` and
+    `models:/<name>@<alias>` the logged model's id (`m-...`), so one model gets one table however it is named;
+    otherwise the URI's last segment (`models:/m-...`, `runs:/<run>/<path>`, a local model directory)."""
+    prefix = "models:/"
+    rest = model_uri[len(prefix) :].strip("/") if model_uri.startswith(prefix) else ""
+    if tracking is not None and rest and not rest.startswith("m-"):
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking.uri)
+        name, _, version = rest.partition("/")
+        try:
+            if "@" in name:
+                name, alias = name.split("@", 1)
+                found = client.get_model_version_by_alias(name, alias)
+            else:
+                found = client.get_model_version(name, version)
+        except mlflow.exceptions.MlflowException as exc:
+            raise DataError(f"model {model_uri!r}: {' '.join(str(exc.message).split())}") from None
+        source = str(found.source or "")
+        model_id = getattr(found, "model_id", None) or (
+            source[len(prefix) :] if source.startswith(prefix + "m-") else None
+        )
+        if model_id:
+            return model_id
+    return model_uri.rstrip("/").rsplit("/", 1)[-1]

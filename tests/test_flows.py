@@ -88,3 +88,15 @@ def test_bad_schedules_are_refused_by_key(tmp_path, entry, fragment):
     with pytest.raises(ConfigError) as err:
         load_schedules(path)
     assert fragment in str(err.value)
+
+
+def test_encode_by_registered_name_reuses_the_table_of_the_same_model(flow_result):
+    cfg, result = flow_result
+    table = result["stages"]["encode"]["table_path"]
+    name = cfg.tracking.registered_model
+    for uri in (f"models:/{name}/1", f"models:/{name}@{cfg.tracking.champion_alias}"):
+        again = pipeline_flow(cfg.model_dump(mode="json"), ["encode"], model_uri=uri)
+        assert again["stages"]["encode"]["table_path"] == table, uri
+        assert again["stages"]["encode"].get("reused")
+    with pytest.raises(DataError, match="no-such-model"):
+        pipeline_flow(cfg.model_dump(mode="json"), ["encode"], model_uri="models:/no-such-model/1")
