@@ -552,6 +552,45 @@ def traverse(
 
 
 @app.command()
+def disentangle(
+    table: TableOpt = None,
+    budget: Annotated[
+        str, typer.Option(help="Rows for DCI (votes for FactorVAE/β-VAE: half), or 'full' for disentanglement_lib's.")
+    ] = "1000",
+    interventional: Annotated[
+        bool, typer.Option(help="Also the FactorVAE and β-VAE scores (shapes tables: renders fresh samples).")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the row split, the trees and the sampling.")] = 0,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Disentanglement metrics (MIG, DCI, SAP, modularity, explicitness, FactorVAE, β-VAE) of a table with factors."""
+    _quiet_environment(debug)
+    try:
+        from latent.analysis.explore import write_disentanglement
+
+        workspace, tracking, space = _analysis_context(config, set_, table)
+        if budget != "full" and not (budget.isdigit() and int(budget) >= 8):
+            raise LatentError(f"--budget: expected an integer >= 8 or 'full', got {budget!r}")
+        result = write_disentanglement(
+            space, workspace, tracking, budget if budget == "full" else int(budget), interventional, seed
+        )
+    except Exception as exc:
+        _fail(exc, debug)
+        return
+    shown = Table(title=f"disentanglement ({space.table.path.name})")
+    shown.add_column("metric")
+    shown.add_column("value", justify="right")
+    for key, value in result.facts.items():
+        shown.add_row(key, f"{value:.4f}")
+    out.print(shown)
+    out.print(f"  {result.directory}/analysis.json", highlight=False, soft_wrap=True)
+    if result.run_id:
+        out.print(f"  MLflow run {result.run_id}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def compare(
     table_a: Annotated[str, typer.Argument(metavar="TABLE_A", help="Latent table directory or view name.")],
     table_b: Annotated[str, typer.Argument(metavar="TABLE_B", help="Latent table directory or view name.")],

@@ -161,6 +161,7 @@ class ReportConfig(StrictModel):
     probes: bool = True  # logistic/kNN probes on latents vs raw inputs (tables with class labels)
     probe_max_rows: int = Field(default=20000, gt=0)  # train and test rows the probes use at most (seeded sample)
     disentanglement: bool = True  # disentanglement metrics (tables with ground-truth factor columns)
+    disentanglement_budget: int = Field(default=1000, ge=8)  # DCI rows; FactorVAE/β-VAE votes: half
     seed: int = 0
 
 

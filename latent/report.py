@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 import latent
 from latent.analysis import interpolate, pca, probe_report, sample_prior, tsne
+from latent.analysis.disentangle import evaluate_latent_space, factor_columns
 from latent.analysis.explore import LatentSpace, apply_vector, attribute_vector, kl_per_dim, traversal_codes
 from latent.analysis.figures import as_image, image_grid_png, pyplot
 from latent.config import ReportConfig, stable_hash
@@ -479,6 +480,33 @@ def _generation_sections(space: LatentSpace, cfg: ReportConfig, kl: np.ndarray, 
     return sections
 
 
+def _disentanglement_section(scores: dict[str, float]) -> Section:
+    described = {
+        "mig": "MIG: gap between the two latents most informative about each factor, ÷ factor entropy",
+        "dci_disentanglement": "DCI disentanglement: each latent predicts one factor (tree importances)",
+        "dci_completeness": "DCI completeness: each factor is predicted by one latent",
+        "dci_informativeness_test": "DCI informativeness: test accuracy of the factor classifiers",
+        "sap": "SAP: gap between the two latents that best predict each factor (linear SVM)",
+        "modularity": "Modularity: each latent depends on one factor",
+        "explicitness_test": "Explicitness: test AUC of linear factor classifiers",
+        "factorvae_eval_accuracy": "FactorVAE score (interventional: fixed factor → least-variance latent)",
+        "beta_vae_eval_accuracy": "β-VAE score (interventional: fixed factor from code differences)",
+    }
+    rows = "".join(
+        f"<tr><th>{html.escape(text)}</th><td>{scores[key]:.3f}</td></tr>"
+        for key, text in described.items()
+        if key in scores
+    )
+    body = (
+        "<p>Estimators and defaults of google-research/disentanglement_lib (equal to theirs on the same inputs), on "
+        "the table's ground-truth factor columns; 1 is perfectly disentangled. The interventional scores (shapes "
+        "only) render fresh samples with one factor fixed and encode them through the model. Sample budgets are "
+        "set by <code>report.disentanglement_budget</code>; <code>latent disentangle --budget full</code> uses theirs.</p>"
+        f"<table>{rows}</table>"
+    )
+    return Section("disentanglement", "Disentanglement of the ground-truth factors", body)
+
+
 def _probe_section(space: LatentSpace, cfg: ReportConfig) -> tuple[Section, dict[str, float]] | None:
     """Probe accuracy on latents vs raw inputs, for tables with class labels and train/test rows."""
     codes = space.codes
@@ -631,6 +659,13 @@ def build_report(
 
                 if geometry:
                     sections += _generation_sections(space, cfg, kl, staging)
+                if cfg.disentanglement and factor_columns(table.path):
+                    progress.advance("report", 0, "disentanglement")
+                    scores = evaluate_latent_space(
+                        table.path, model, dataset.path, seed=cfg.seed, budget=cfg.disentanglement_budget
+                    )
+                    sections.append(_disentanglement_section(scores))
+                    extra_metrics.update({f"disentanglement_{k}": v for k, v in scores.items()})
                 if cfg.probes:
                     progress.advance("report", 0, "probes")
                     probe = _probe_section(space, cfg)

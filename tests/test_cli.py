@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -225,6 +226,7 @@ def test_run_end_to_end_on_a_shapes_subset(tmp_path):
             "dataset.name=shapes",
             "dataset.shapes.n_samples=300",
             "tracking.registered_model=latent-shapes",
+            "report.disentanglement_budget=64",
         ]
         for a in ("--set", s)
     ]
@@ -235,8 +237,21 @@ def test_run_end_to_end_on_a_shapes_subset(tmp_path):
     assert {"shape_idx", "scale_value", "orientation_value"} <= set(codes.column_names)
     (report,) = (tmp_path / "workspace" / "reports").glob("*/report.html")
     html = report.read_text()
-    for section in ("latent-map", "reconstructions", "traversals", "probes"):
+    for section in ("latent-map", "reconstructions", "traversals", "probes", "disentanglement"):
         assert f'<section id="{section}"' in html, section
+    metrics = json.loads((report.parent / "metrics.json").read_text())
+    for name in (
+        "mig",
+        "dci_disentanglement",
+        "sap",
+        "modularity",
+        "factorvae_eval_accuracy",
+        "beta_vae_eval_accuracy",
+    ):
+        assert 0.0 <= metrics[f"disentanglement_{name}"] <= 1.0, name
+    proc = latent_cmd("disentangle", "--budget", "32", "--no-interventional", *sets, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mig" in proc.stdout and "factorvae" not in proc.stdout and "MLflow run" in proc.stdout
 
 
 def test_run_end_to_end_on_an_image_folder_skipping_a_bad_file(tmp_path):

@@ -155,7 +155,7 @@ class AnalysisResult:
     kind: str
     directory: str
     image_path: str | None
-    points_path: str
+    points_path: str | None
     run_id: str | None
     facts: dict[str, Any]
 
@@ -175,7 +175,7 @@ def _publish(
     kind: str,
     space: LatentSpace,
     params: dict[str, Any],
-    points: pa.Table,
+    points: pa.Table | None,
     grids: list[tuple[str, list[list[np.ndarray]], str, list[str] | None, list[str] | None]],
     facts: dict[str, Any],
     workspace: Workspace,
@@ -188,7 +188,8 @@ def _publish(
     shape = space.image_shape
     image_path = None
     with publish_dir(final, replace=True) as staging:
-        pq.write_table(points, staging / "points.parquet", compression="zstd")
+        if points is not None:
+            pq.write_table(points, staging / "points.parquet", compression="zstd")
         if shape is not None:
             for name, rows, title, row_titles, col_titles in grids:
                 image_grid_png(staging / name, rows, shape, title, row_titles, col_titles)
@@ -207,7 +208,8 @@ def _publish(
             run.log_metrics({k: v for k, v in facts.items() if isinstance(v, int | float)})
             run.log_artifacts(final, f"analysis/{kind}")
             run_id = run.run_id
-    return AnalysisResult(kind, str(final), image_path, str(final / "points.parquet"), run_id, facts)
+    points_path = str(final / "points.parquet") if points is not None else None
+    return AnalysisResult(kind, str(final), image_path, points_path, run_id, facts)
 
 
 def write_interpolation(
@@ -341,3 +343,22 @@ def write_traversals(
     facts = {"dims_by_kl": order, "kl_per_dim": [float(v) for v in kl], "anchors": anchors}
     params = {"anchors": anchors, "max_dims": max_dims, "steps": steps, "span": span}
     return _publish("traversals", space, params, points, grids, facts, workspace, tracking)
+
+
+def write_disentanglement(
+    space: LatentSpace,
+    workspace: Workspace,
+    tracking: Tracking | None,
+    budget: int | str = 1000,
+    interventional: bool = True,
+    seed: int = 0,
+) -> AnalysisResult:
+    """The disentanglement metrics of a table with ground-truth factor columns (`evaluate_latent_space`), saved as
+    analysis.json and logged as MLflow metrics."""
+    from latent.analysis.disentangle import evaluate_latent_space
+
+    scores = evaluate_latent_space(
+        space.table.path, space.model, space.dataset.path, seed=seed, budget=budget, interventional=interventional
+    )
+    params = {"budget": budget, "interventional": interventional, "seed": seed}
+    return _publish("disentanglement", space, params, None, [], scores, workspace, tracking)
