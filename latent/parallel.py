@@ -27,7 +27,8 @@ def dask_client(cfg: DaskConfig) -> Iterator[object]:
         n_workers=cfg.n_workers,
         threads_per_worker=cfg.threads_per_worker,
         processes=True,
-        dashboard_address=None,
+        # a free port on loopback: None means the default 8787 here, which concurrent runs would fight over
+        dashboard_address=":0",
         host="127.0.0.1",
         silence_logs=logging.ERROR,
     )
