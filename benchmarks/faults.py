@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STAGES = ("preprocess", "train", "encode")
+ENGINES = ("local", "dask")
 # Small and fast, with several shards to preprocess and an encoding slow enough (one row per batch) to be hit.
 BASE_SETS = [
     "preprocess.shard_rows=48",
@@ -469,40 +470,49 @@ class Summary:
     seconds: float
 
     def figures(self) -> list[tuple[str, str, str]]:
+        """(check, figure, goal) rows, as in the README's reliability table."""
         ts = self.trials
         n = len(ts)
-        per_stage = ", ".join(f"{sum(t.killed_in == s for t in ts)} {s}" for s in (*STAGES, "other", "none"))
+        killed = " / ".join(str(sum(t.killed_in == s for t in ts)) for s in STAGES)
+        elsewhere = sum(t.killed_in not in STAGES for t in ts)
+        engines = {e: sum(t.killed_in == "encode" and f"encode.engine={e}" in t.sets for t in ts) for e in ENGINES}
         resumable = [t for t in ts if t.resumed is not None]
         half = sum(len(t.half_written_after_kill) + len(t.half_written_after_rerun) for t in ts)
         return [
-            ("trials (SIGKILL of the whole process group, then a rerun)", f"{n} ({per_stage})", "≥ 20"),
-            ("half-written tables found (after the kill or the rerun)", str(half), "0"),
+            (
+                "trials: killed in preprocess / train / encode",
+                f"{n}: {killed}"
+                + (f", {elsewhere} elsewhere" if elsewhere else "")
+                + f" (encode: {engines['local']} local engine, {engines['dask']} Dask)",
+                "≥ 20",
+            ),
+            ("half-written tables a reader could see, after the kill or after the rerun", str(half), "0"),
             ("reruns completed", f"{sum(t.rerun_ok for t in ts)} / {n}", "all"),
             (
-                "row counts equal to the uninterrupted run (every table, per split)",
+                "row counts (total and per split, every table) equal to an uninterrupted run",
                 f"{sum(t.rows_equal for t in ts)} / {n}",
                 "all",
             ),
             (
-                "trainings resumed from their last checkpoint (same run, every epoch logged)",
-                f"{sum(bool(t.resumed) for t in resumable)} / {len(resumable)} killed after a checkpoint",
+                "trainings killed after a checkpoint that resumed from it (same MLflow run, every epoch logged)",
+                f"{sum(bool(t.resumed) for t in resumable)} / {len(resumable)}",
                 "all",
             ),
             (
-                "orphaned RUNNING MLflow runs marked KILLED by the next run",
+                "MLflow runs left RUNNING by the killed process, marked KILLED by the next run",
                 f"{sum(t.marked for t in ts)} / {sum(t.left_running for t in ts)}",
                 "all",
             ),
             (
-                "temporaries left by the kills, and after the reruns",
+                "staging directories and partial files: left by the kills, left after the reruns",
                 f"{sum(t.temporaries_after_kill for t in ts)}, {sum(t.temporaries_after_rerun for t in ts)}",
                 "–, 0",
             ),
-            ("processes that outlived the SIGKILL", str(sum(t.survivors for t in ts)), "0"),
+            ("processes of the killed group still alive", str(sum(t.survivors for t in ts)), "0"),
         ]
 
 
-def plan_trials(n: int, epochs: int, engines: tuple[str, ...] = ("local", "dask")) -> list[Trial]:
+def plan_trials(n: int, epochs: int, engines: tuple[str, ...] = ENGINES) -> list[Trial]:
     """Interleaved targets (preprocess, train, encode, ...), each with a config that gives its stage work;
     encodings take turns between the engines (local; dask: one part file per shard)."""
     trials = []
@@ -520,7 +530,7 @@ def plan_trials(n: int, epochs: int, engines: tuple[str, ...] = ("local", "dask"
 
 
 def run_experiment(
-    home: Path, n_trials: int, seed: int, epochs: int, engines: tuple[str, ...] = ("local", "dask"), log=print
+    home: Path, n_trials: int, seed: int, epochs: int, engines: tuple[str, ...] = ENGINES, log=print
 ) -> Summary:
     """The reference run (uninterrupted; it measures each stage's window), then n_trials kill-and-rerun trials."""
     from latent.data.dataset import read_dataset_info
@@ -578,8 +588,9 @@ def main() -> None:
         print(f"{name:<{width}}  {figure:<40}  goal {goal}")
     if args.markdown:
         print()
-        for name, figure, goal in rows:
-            print(f"| {name} | {figure} | {goal} |")
+        fault = f"SIGKILL of `latent run` mid-stage, then a rerun (`benchmarks/faults.py`, seed {summary.seed})"
+        for i, (name, figure, goal) in enumerate(rows):
+            print(f"| {fault if i == 0 else ''} | {name} | {figure} | {goal} |")
 
 
 if __name__ == "__main__":
