@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import latent
-from latent.analysis import interpolate, pca, probe_report, sample_prior, tsne
+from latent.analysis import interpolate, pca, probe_report, sample_prior, tsne, umap
 from latent.analysis.disentangle import evaluate_latent_space, factor_columns
 from latent.analysis.explore import LatentSpace, apply_vector, attribute_vector, kl_per_dim, traversal_codes
 from latent.analysis.figures import as_image, image_grid_png, pyplot
@@ -606,6 +606,7 @@ def build_report(
             started = time.perf_counter()
             t = tsne(z, cfg.tsne_perplexity, cfg.seed)
             tsne_seconds = time.perf_counter() - started
+            u = umap(z, seed=cfg.seed) if cfg.umap else None
             progress.advance("report", 1, "figures")
 
             geometry = image_geometry(dataset)
@@ -614,7 +615,11 @@ def build_report(
             shown_ids = [str(i) for i in codes["id"][shown]]
             payload = map_payload(
                 codes["id"][shown],
-                [("t-SNE", t[shown], ("t-SNE 1", "t-SNE 2")), ("PCA", pca2[shown], ("PC 1", "PC 2"))],
+                [
+                    ("t-SNE", t[shown], ("t-SNE 1", "t-SNE 2")),
+                    ("PCA", pca2[shown], ("PC 1", "PC 2")),
+                    *([("UMAP", u[shown], ("UMAP 1", "UMAP 2"))] if u is not None else []),
+                ],
                 {
                     "label": codes["label"][shown],
                     "split": codes["split"][shown],
@@ -637,6 +642,11 @@ def build_report(
                         "pca_2": pa.array(pca2[:, 1], pa.float32()),
                         "tsne_1": pa.array(t[:, 0], pa.float32()),
                         "tsne_2": pa.array(t[:, 1], pa.float32()),
+                        **(
+                            {"umap_1": pa.array(u[:, 0], pa.float32()), "umap_2": pa.array(u[:, 1], pa.float32())}
+                            if u is not None
+                            else {}
+                        ),
                     }
                 ).replace_schema_metadata({"latent.table_path": str(table.path), "latent.model_uri": model_uri})
                 pq.write_table(coords, staging / COORDINATES, compression="zstd")
@@ -648,6 +658,9 @@ def build_report(
                 sections.append(png_section("pca-variance", "PCA explained variance", staging / "pca_scree.png"))
                 _scatter(staging / "tsne.png", t, codes["label"], "t-SNE of z_mean", ("t-SNE 1", "t-SNE 2"))
                 sections.append(png_section("tsne", "t-SNE of z_mean, coloured by label", staging / "tsne.png"))
+                if u is not None:
+                    _scatter(staging / "umap.png", u, codes["label"], "UMAP of z_mean", ("UMAP 1", "UMAP 2"))
+                    sections.append(png_section("umap", "UMAP of z_mean, coloured by label", staging / "umap.png"))
                 kl = kl_per_dim(codes["z_mean"], codes["z_logvar"])
                 _kl_bars(staging / "kl_per_dim.png", kl)
                 sections.append(

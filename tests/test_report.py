@@ -5,6 +5,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from latent.report import build_report, map_column, map_rows
 from latent.tables import load_latent_arrays
@@ -88,3 +89,21 @@ def test_map_columns_are_categorical_for_few_levels_and_continuous_otherwise():
     assert position["kind"] == "continuous" and len(position["values"]) == 32
     error = map_column("recon_error", np.array([0.123456, np.inf]))
     assert error == {"name": "recon_error", "kind": "continuous", "values": [0.1235, None]}
+
+
+def test_optional_umap_projection_joins_the_map_and_the_coordinates(library_run, tmp_path):
+    pytest.importorskip("umap", reason="umap-learn is the optional extra latent[umap]")
+    cfg = library_run.cfg.report.model_copy(update={"umap": True, "probes": False, "tsne_perplexity": 10.0})
+    result = build_report(
+        library_run.encode.table_path,
+        library_run.preprocess.dataset_path,
+        library_run.train.model_uri,
+        cfg,
+        library_run.workspace,
+        library_run.tracking,
+    )
+    coords = pq.read_table(result.coordinates_path)
+    assert {"umap_1", "umap_2"} <= set(coords.column_names)
+    assert np.isfinite(coords.column("umap_1").to_numpy()).all()
+    html = Path(result.html_path).read_text()
+    assert '<section id="umap"' in html and '"UMAP"' in html

@@ -40,3 +40,18 @@ def tsne(codes: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int
         verbose=False,
     ).fit(np.ascontiguousarray(codes, dtype=np.float64))
     return np.asarray(embedding)
+
+
+def umap(codes: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
+    """2-D UMAP (McInnes et al.) of the codes, from the optional `umap-learn` package (`pip install 'latent[umap]'`)."""
+    try:
+        from umap import UMAP
+    except ImportError:
+        from latent.errors import ConfigError
+
+        raise ConfigError(
+            "report.umap: UMAP needs the optional umap-learn package; install it with pip install 'latent[umap]'"
+        ) from None
+    n = len(codes)
+    model = UMAP(n_components=2, n_neighbors=int(min(n_neighbors, max(n - 1, 2))), random_state=seed)
+    return np.asarray(model.fit_transform(np.ascontiguousarray(codes, dtype=np.float32)), dtype=np.float64)
