@@ -27,8 +27,8 @@ def dask_client(cfg: DaskConfig) -> Iterator[object]:
         n_workers=cfg.n_workers,
         threads_per_worker=cfg.threads_per_worker,
         processes=True,
-        # a free port on loopback: None means the default 8787 here, which concurrent runs would fight over
-        dashboard_address=":0",
+        # a free port on loopback only (None means 8787 here, which concurrent runs fight over; ":0" is every interface)
+        dashboard_address="127.0.0.1:0",
         host="127.0.0.1",
         silence_logs=logging.ERROR,
     )
