@@ -113,6 +113,7 @@ def _quiet_environment(debug: bool) -> None:
     # failure prints one line rather than a task traceback.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # model downloads: no bars on stderr
     for name in ("mlflow", "alembic", "distributed", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -474,6 +475,8 @@ def interpolate(
     try:
         from latent.analysis.explore import write_interpolation
 
+        if steps < 2:
+            raise LatentError(f"--steps: expected at least 2, got {steps}")
         workspace, tracking, space = _analysis_context(config, set_, table)
         result = write_interpolation(space, from_id, to_id, steps, slerp, workspace, tracking)
         _analysis_done(result, out_file)
@@ -539,8 +542,8 @@ def traverse(
     try:
         from latent.analysis.explore import write_traversals
 
-        if dims <= 0 or anchors <= 0:
-            raise LatentError("--dims and --anchors: expected positive integers")
+        if dims <= 0 or anchors <= 0 or steps < 2:
+            raise LatentError("--dims, --anchors and --steps: expected positive integers (--steps at least 2)")
         workspace, tracking, space = _analysis_context(config, set_, table)
         result = write_traversals(space, anchor, anchors, dims, steps, workspace, tracking)
         _analysis_done(result, None)
@@ -570,9 +573,9 @@ def disentangle(
     try:
         from latent.analysis.explore import write_disentanglement
 
-        workspace, tracking, space = _analysis_context(config, set_, table)
         if budget != "full" and not (budget.isdigit() and int(budget) >= 8):
             raise LatentError(f"--budget: expected an integer >= 8 or 'full', got {budget!r}")
+        workspace, tracking, space = _analysis_context(config, set_, table)
         result = write_disentanglement(
             space, workspace, tracking, budget if budget == "full" else int(budget), interventional, seed
         )

@@ -194,3 +194,10 @@ def test_cli_interpolate_and_compare(library_run, tmp_path):
     assert proc.returncode == 0 and "linear CKA 1.0000" in proc.stdout, proc.stdout + proc.stderr
     error = one_line_error(latent_cmd("interpolate", "--from", "nope", "--to", ids[0], "--set", ws, cwd=tmp_path))
     assert "no row with id 'nope'" in error
+    error = one_line_error(
+        latent_cmd("arithmetic", "--plus", "labl = 1", "--minus", "label = 1", "--set", ws, cwd=tmp_path)
+    )
+    assert "labl" in error
+    error = one_line_error(latent_cmd("disentangle", "--set", ws, cwd=tmp_path))
+    assert "no ground-truth factor columns" in error
+    assert not list((library_run.workspace.root / "analysis").glob("disentanglement-*"))
