@@ -1,13 +1,20 @@
-"""t-SNE of latent codes: our report step (`latent.analysis.tsne`: openTSNE, Barnes–Hut below 5,000 points, FFT
-interpolation above) against scikit-learn's `TSNE` (Barnes–Hut, its defaults) on the same latent sets, in one run.
+"""t-SNE of latent codes: our report step (`latent.analysis.tsne`: openTSNE, Barnes–Hut below 18,000 points, FFT
+interpolation above, exact neighbours up to 100,000 rows) against scikit-learn's `TSNE` (Barnes–Hut, its defaults) on the same latent sets, in one run.
 
 The latent sets are real: z_mean of a `shapes` subset (20,000 rows) encoded by a VAE trained for a few epochs
 through the library (built once into --cache), and a seeded 2,000-row subset of it. Prints seconds for both, the
 time ratio ours/sklearn (goal: <= 0.33 at 20k and <= 1.0 at 2k) and the trustworthiness of both embeddings
 (sklearn.manifold.trustworthiness, 10 neighbours; at 20k on a fixed 10,000-point subsample, as the exact measure
-needs an n × n distance matrix) — goal: ours within 0.01 of sklearn's.
+needs an n × n distance matrix) — goal: ours within 0.01 of sklearn's. As trustworthiness only looks at the 10
+nearest neighbours, it also prints the exact KL divergence of both embeddings under one shared P (openTSNE's
+perplexity affinities on exact neighbours; Q normalised over all n² pairs, no approximation): how converged each
+map is, on the objective both minimise.
 
-    python benchmarks/tsne.py [--sizes 2000 20000] [--cache /tmp/latent-bench-tsne] [--latents TABLE_DIR]
+    python benchmarks/tsne.py [--sizes 2000 10000 20000] [--cache /tmp/latent-bench-tsne] [--latents TABLE_DIR]
+                              [--crossover] [--markdown]
+
+--crossover also times openTSNE's two gradient methods (Barnes–Hut, FFT) at each size: the evidence for the size
+at which `latent.analysis.dr.tsne_plan` switches.
 """
 
 from __future__ import annotations
@@ -67,14 +74,32 @@ def trust(codes, embedding, sample: int, seed: int = 0) -> float:
     return float(trustworthiness(codes[idx], embedding[idx], n_neighbors=10))
 
 
+def exact_kl(codes, embedding, perplexity: float = 30.0) -> float:
+    """KL(P || Q) of a 2-D embedding, P from openTSNE's perplexity affinities (exact neighbours), Q exact."""
+    import numpy as np
+    from openTSNE.affinity import PerplexityBasedNN
+
+    p = PerplexityBasedNN(codes, perplexity=perplexity, method="exact", n_jobs=-1, random_state=0).P.tocoo()
+    p_ij = p.data / p.data.sum()
+    y = np.asarray(embedding, dtype=np.float64)
+    sq = (y**2).sum(1)
+    z = 0.0
+    for start in range(0, len(y), 2000):  # sum of the Student-t kernel over all pairs i != j, in row blocks
+        d2 = np.maximum(sq[start : start + 2000, None] + sq[None, :] - 2.0 * y[start : start + 2000] @ y.T, 0.0)
+        z += float((1.0 / (1.0 + d2)).sum()) - len(d2)
+    d2_ij = ((y[p.row] - y[p.col]) ** 2).sum(1)
+    return float((p_ij * np.log(p_ij)).sum() + (p_ij * np.log1p(d2_ij)).sum() + np.log(z))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000, 20000])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/latent-bench-tsne"))
     parser.add_argument("--latents", type=Path, default=None, help="an existing latent table instead of --cache")
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the shapes latent set built into --cache")
     parser.add_argument("--trust-sample", type=int, default=10_000)
     parser.add_argument("--markdown", action="store_true", help="also print README table rows")
+    parser.add_argument("--crossover", action="store_true", help="also time openTSNE BH and FFT at each size")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -82,6 +107,7 @@ def main() -> None:
     from sklearn.manifold import TSNE
 
     from latent.analysis import tsne
+    from latent.analysis.dr import tsne_plan
     from latent.tables import load_latent_arrays
 
     table = args.latents or build_latents(args.cache, args.rows)
@@ -100,19 +126,36 @@ def main() -> None:
         theirs = TSNE(n_components=2, perplexity=30.0, init="pca", random_state=0, n_jobs=-1).fit_transform(codes)
         theirs_s = time.perf_counter() - started
         t_ours, t_theirs = trust(codes, ours, args.trust_sample), trust(codes, theirs, args.trust_sample)
-        method = "FFT" if n >= 5000 else "BH"
-        rows.append((n, method, ours_s, theirs_s, t_ours, t_theirs))
+        kl_ours, kl_theirs = exact_kl(codes, ours), exact_kl(codes, theirs)
+        method, neighbors = tsne_plan(n)
+        method = f"{method.upper()}, {neighbors} kNN"
+        rows.append((n, method, ours_s, theirs_s, t_ours, t_theirs, kl_ours, kl_theirs))
         print(
             f"{n:>7} points  ours (openTSNE {method}) {ours_s:7.1f} s   sklearn TSNE {theirs_s:7.1f} s   "
             f"ratio {ours_s / theirs_s:.2f}   trustworthiness ours {t_ours:.4f} sklearn {t_theirs:.4f} "
-            f"(Δ {t_ours - t_theirs:+.4f})",
+            f"(Δ {t_ours - t_theirs:+.4f})   exact KL ours {kl_ours:.3f} sklearn {kl_theirs:.3f}",
             flush=True,
         )
+        if args.crossover:
+            from openTSNE import TSNE as OpenTSNE
+
+            seconds = {}
+            for gradient in ("bh", "fft"):
+                started = time.perf_counter()
+                OpenTSNE(
+                    perplexity=30.0, negative_gradient_method=gradient, neighbors=neighbors, random_state=0, n_jobs=-1
+                ).fit(codes)
+                seconds[gradient] = time.perf_counter() - started
+            print(f"{n:>7} points  openTSNE BH {seconds['bh']:.1f} s   FFT {seconds['fft']:.1f} s", flush=True)
     if args.markdown:
-        print("\n| points | ours (openTSNE) | scikit-learn TSNE | ratio | trustworthiness ours / sklearn |")
-        print("|---:|---:|---:|---:|---:|")
-        for n, method, a, b, ta, tb in rows:
-            print(f"| {n:,} | {a:.1f} s ({method}) | {b:.1f} s | {a / b:.2f} | {ta:.4f} / {tb:.4f} |")
+        print(
+            "\n| points | ours (openTSNE) | scikit-learn TSNE | ratio | trustworthiness ours / sklearn | KL ours / sklearn |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|")
+        for n, method, a, b, ta, tb, ka, kb in rows:
+            print(
+                f"| {n:,} | {a:.1f} s ({method}) | {b:.1f} s | {a / b:.2f} | {ta:.4f} / {tb:.4f} | {ka:.3f} / {kb:.3f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -196,6 +196,19 @@ def publish_dir(final: Path, replace: bool = False, marker: str | None = None) -
         raise
 
 
+@contextlib.contextmanager
+def scratch_dir(near: Path) -> Iterator[Path]:
+    """A private directory beside `near` for work whose result is not kept whole; removed on exit (or swept with
+    the other temporaries of `near` once its owner is gone, if the process is killed)."""
+    near.parent.mkdir(parents=True, exist_ok=True)
+    scratch = _temp_sibling(near, "scratch-")
+    scratch.mkdir()
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)

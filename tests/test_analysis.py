@@ -9,6 +9,7 @@ import pytest
 
 from latent.analysis import interpolate, linear_cka, probe_accuracy
 from latent.analysis.compare import compare_tables
+from latent.analysis.dr import TSNE_EXACT_NEIGHBORS_MAX, TSNE_FFT_THRESHOLD, tsne, tsne_plan
 from latent.analysis.explore import (
     apply_vector,
     attribute_vector,
@@ -106,6 +107,29 @@ def test_linear_cka_is_one_for_itself_invariant_to_rotation_and_scale_and_low_fo
     assert linear_cka(a, a[:, :3]) < 1.0
     with pytest.raises(LatentError):
         linear_cka(a, a[:10])
+
+
+def test_tsne_keeps_clusters_apart_and_neighbours_near():
+    from sklearn.manifold import trustworthiness
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(scale=8.0, size=(4, 10))
+    labels = np.repeat(np.arange(4), 150)
+    codes = centres[labels] + rng.normal(size=(600, 10))
+    embedding = tsne(codes, perplexity=20.0, seed=0)
+    assert embedding.shape == (600, 2) and np.isfinite(embedding).all()
+    assert trustworthiness(codes, embedding, n_neighbors=10) > 0.9
+    knn = KNeighborsClassifier(5).fit(embedding[::2], labels[::2])
+    assert knn.score(embedding[1::2], labels[1::2]) == 1.0
+    np.testing.assert_array_equal(embedding, tsne(codes, perplexity=20.0, seed=0))  # seeded, exact neighbours
+
+
+def test_tsne_plan_switches_gradient_and_neighbour_search_by_size():
+    assert tsne_plan(2_000) == ("bh", "exact")
+    assert tsne_plan(TSNE_FFT_THRESHOLD - 1)[0] == "bh"
+    assert tsne_plan(TSNE_FFT_THRESHOLD) == ("fft", "exact")
+    assert tsne_plan(TSNE_EXACT_NEIGHBORS_MAX + 1) == ("fft", "annoy")
 
 
 # ---- on a real latent table, its model and MLflow ---------------------------------------------------------------

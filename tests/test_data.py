@@ -28,6 +28,21 @@ def test_ingest_reuses_an_existing_raw_table(library_run):
     assert again.reused and again.raw_path == library_run.ingest.raw_path
 
 
+def test_ingest_with_another_shard_size_keeps_the_plans_already_there(tmp_path, library_run):
+    ws = Workspace.at(tmp_path / "ws")
+    first = ingest(library_run.cfg.dataset, ws, shard_rows=512)
+    raw = Path(first.raw_path).parent / "raw.parquet"
+    before = (raw.stat().st_ino, raw.read_bytes())
+    second = ingest(library_run.cfg.dataset, ws, shard_rows=100)
+    assert not second.reused and second.fingerprint == first.fingerprint
+    assert Path(first.raw_path).is_file() and Path(second.raw_path).is_file()  # the 512-row plan is still there
+    assert (raw.stat().st_ino, raw.read_bytes()) == before  # the raw table a reader may hold is untouched
+    assert sorted(p.name for p in raw.parent.parent.iterdir()) == [raw.parent.name]  # no scratch left
+    small = preprocess(second.raw_path, second.fingerprint, PreprocessConfig(shard_rows=100), library_run.cfg.dask, ws)
+    assert read_dataset_info(small.dataset_path).rows == 1797
+    assert ingest(library_run.cfg.dataset, ws, shard_rows=512).reused
+
+
 def test_split_is_a_deterministic_function_of_the_id():
     split = SplitConfig(val=0.1, test=0.1)
     ids = [f"row-{i}" for i in range(20000)]

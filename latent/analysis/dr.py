@@ -6,8 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# openTSNE's FFT gradient is slower than Barnes-Hut below a few thousand points and much faster above.
-TSNE_FFT_THRESHOLD = 5000
+# openTSNE's FFT gradient costs more per iteration than Barnes-Hut until the embedding is large: its grid grows with
+# the embedding's extent and numpy's FFT runs on one core. Measured on latent codes (2 cores, exact neighbours):
+# 5,000 rows BH 7.3 s / FFT 16.2 s, 10,000: 16.5 / 24.6, 15,000: 26.0 / 29.0, 20,000: 36.3 / 32.4.
+TSNE_FFT_THRESHOLD = 18_000
+# Exact nearest neighbours (scikit-learn's trees or brute force) for the affinities up to this many rows: on latent
+# codes they are both exact and faster than openTSNE's default Annoy index (20,000 x 10: 1.4 s vs 5.3 s; 100,000 x
+# 10 random normal: 33 s vs 39 s, see benchmarks/tsne.py). Above it the exact search grows as n^2 and Annoy wins.
+TSNE_EXACT_NEIGHBORS_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -24,17 +30,23 @@ def pca(codes: np.ndarray, n_components: int | None = None) -> PCAResult:
     return PCAResult(model.transform(codes), model.explained_variance_ratio_)
 
 
+def tsne_plan(n: int) -> tuple[str, str]:
+    """openTSNE's (negative gradient method, neighbour search) for `n` rows."""
+    return ("fft" if n >= TSNE_FFT_THRESHOLD else "bh", "exact" if n <= TSNE_EXACT_NEIGHBORS_MAX else "annoy")
+
+
 def tsne(codes: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int = -1) -> np.ndarray:
-    """2-D t-SNE with openTSNE: Barnes-Hut for small inputs, FFT interpolation for large ones."""
+    """2-D t-SNE with openTSNE: Barnes-Hut for small inputs, FFT interpolation for large ones (`tsne_plan`)."""
     from openTSNE import TSNE
 
     n = len(codes)
     perplexity = float(min(perplexity, max((n - 1) / 3.0, 1.0)))
-    method = "fft" if n >= TSNE_FFT_THRESHOLD else "bh"
+    method, neighbors = tsne_plan(n)
     embedding = TSNE(
         n_components=2,
         perplexity=perplexity,
         negative_gradient_method=method,
+        neighbors=neighbors,
         random_state=seed,
         n_jobs=n_jobs,
         verbose=False,

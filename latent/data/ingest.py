@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from latent.config import DatasetConfig
 from latent.data.arrow import vectors_to_arrow
 from latent.data.sources import get_source, plan_to_json
-from latent.workspace import Workspace, atomic_write_text, publish_dir
+from latent.workspace import Workspace, atomic_write_text, publish_dir, scratch_dir
 
 RAW_FILE = "raw.parquet"
 RAW_ROW_GROUP = 256  # preprocessing distributes whole row groups to Dask workers
@@ -65,6 +65,14 @@ def ingest(dataset: DatasetConfig, workspace: Workspace, force: bool = False, sh
     plan_file = plan_path(workspace, fingerprint, shard_rows)
     if plan_file.is_file() and not force:
         return IngestResult(str(plan_file), fingerprint, int(json.loads(plan_file.read_text())["rows"] or 0), True)
+    if final.is_dir() and not force:
+        # The source's content is ingested already (same fingerprint) with another shard size: add this size's plan
+        # beside the others, which a run with that size may be reading. Raw files the source writes (digits) are
+        # deterministic, so the plan reads the copies already there; the fresh ones are dropped with the scratch.
+        with scratch_dir(final) as scratch:
+            plan = source.plan(scratch, shard_rows)
+            atomic_write_text(plan_file, plan_to_json(plan, dataset, fingerprint))
+        return IngestResult(str(plan_file), fingerprint, int(plan.rows or 0), reused=False)
     with publish_dir(final, replace=True) as staging:
         plan = source.plan(staging, shard_rows)
         atomic_write_text(staging / plan_file.name, plan_to_json(plan, dataset, fingerprint))
