@@ -27,7 +27,7 @@ from latent.tracking import (
     start_pipeline_run,
     tag,
 )
-from latent.workspace import Workspace
+from latent.workspace import Workspace, sweep_workspace
 from tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
 
 STAGES = ("ingest", "preprocess", "train", "encode", "report")
@@ -71,6 +71,7 @@ def pipeline_flow(
     workspace = Workspace.at(cfg.workspace)
     base = setup_tracking(cfg.tracking, workspace)
     orphans = mark_orphaned_runs(base)  # runs a killed process left RUNNING; an interrupted training still resumes
+    swept = sweep_workspace(workspace)  # what killed writers left half-written (readers never saw it)
     flow_run_id = str(flow_run.get_id() or "")
     run_tags = {
         tag("kind"): "pipeline",
@@ -87,6 +88,8 @@ def pipeline_flow(
         run_tags[tag("git_commit")] = commit
     if orphans:
         run_tags[tag("marked_killed_runs")] = ",".join(orphans)[:4000]
+    if swept:
+        run_tags[tag("swept_temporaries")] = str(len(swept))
     name = "pipeline" if wanted == list(STAGES) else "+".join(wanted)
     parent = start_pipeline_run(base, name, run_tags, _flatten(cfg.model_dump(mode="json")))
     log_text_artifact(base, parent, cfg.to_yaml(), "config.yaml")

@@ -117,6 +117,36 @@ def sweep_stale(path: Path) -> list[Path]:
     return removed
 
 
+def sweep_workspace(workspace: Workspace, max_depth: int = 4) -> list[Path]:
+    """Remove every temporary in the workspace (staging directories, partial files, scratch) whose writer on this
+    host is gone, wherever it lies: `publish_dir` sweeps only the siblings of what it publishes, so a report or
+    table killed mid-write and never republished would otherwise keep its disk space. MLflow's artifact store is not
+    ours to walk; directories deeper than `max_depth` hold no staging of ours."""
+    removed: list[Path] = []
+
+    def walk(directory: str, depth: int) -> None:
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return
+        for entry in entries:
+            if entry.name.startswith(TMP_PREFIX):
+                if _owner_gone(entry.name):
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            elif (
+                depth < max_depth and entry.is_dir(follow_symlinks=False) and entry.path != str(workspace.artifact_root)
+            ):
+                walk(entry.path, depth + 1)
+
+    walk(str(workspace.root), 1)
+    return removed
+
+
 def fsync_tree(path: Path) -> None:
     for dirpath, _, files in os.walk(path):
         for name in files:

@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks import faults
 from latent.tracking import current_owner, owner_alive
-from latent.workspace import Workspace, _temp_sibling, publish_dir, sweep_stale
+from latent.workspace import Workspace, _temp_sibling, publish_dir, sweep_stale, sweep_workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a few minutes; more on a busy machine
 
@@ -93,6 +93,31 @@ def test_staging_of_a_dead_writer_is_swept_and_a_live_ones_kept(tmp_path):
         (staging / "a").write_text("a")
     assert not dead.exists() and live.is_dir() and (final / "a").is_file()
     assert sweep_stale(final) == []
+
+
+def test_workspace_sweep_finds_a_dead_writers_temporaries_anywhere_and_keeps_the_rest(tmp_path):
+    """A report killed mid-write and never republished: its staging is found without publishing that report."""
+    ws = Workspace.at(tmp_path / "ws")
+    dead_pid = _dead_pid()
+    report = _temp_sibling(ws.report_dir("abc123"))
+    dead_report = report.parent / report.name.replace(f"-{os.getpid()}@", f"-{dead_pid}@")
+    dead_report.mkdir(parents=True)
+    (dead_report / "report.html").write_text("<html>half")
+    table = ws.latent_dir("d1", "m1")
+    table.mkdir(parents=True)
+    partial = _temp_sibling(table / "part-00000.parquet")
+    dead_file = partial.parent / partial.name.replace(f"-{os.getpid()}@", f"-{dead_pid}@")
+    dead_file.write_bytes(b"PAR1")
+    live = _temp_sibling(ws.dataset_dir("d1"))
+    live.mkdir(parents=True)
+    kept = table / "part-00001.parquet"
+    kept.write_bytes(b"PAR1")
+    mlflow_owned = ws.artifact_root / "1" / dead_report.name  # the artifact store is MLflow's, not ours
+    mlflow_owned.mkdir(parents=True)
+    assert sorted(sweep_workspace(ws)) == sorted([dead_report, dead_file])
+    assert not dead_report.exists() and not dead_file.exists()
+    assert live.is_dir() and kept.is_file() and mlflow_owned.is_dir()
+    assert sweep_workspace(ws) == []
 
 
 def test_sigkill_mid_publish_leaves_the_previous_version(tmp_path):
