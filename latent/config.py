@@ -157,6 +157,8 @@ class ReportConfig(StrictModel):
     n_reconstructions: int = Field(default=16, gt=0)
     interpolation_steps: int = Field(default=10, ge=2)
     map_points: int = Field(default=5000, gt=0)  # points on the report's interactive map (a seeded subsample)
+    # rows t-SNE (and UMAP) are fitted on at most; the others are placed beside their nearest fitted neighbours
+    tsne_max_rows: int = Field(default=50_000, ge=10)
     umap: bool = False  # a UMAP projection beside t-SNE and PCA (needs the optional umap-learn: latent[umap])
     traversal_dims: int = Field(default=10, gt=0)  # dimensions in the report's traversal grid, by KL
     probes: bool = True  # logistic/kNN probes on latents vs raw inputs (tables with class labels)

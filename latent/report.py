@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import latent
 from latent.analysis import interpolate, pca, probe_report, sample_prior, tsne, umap
 from latent.analysis.disentangle import evaluate_latent_space, factor_columns
+from latent.analysis.dr import fit_rows
 from latent.analysis.explore import LatentSpace, apply_vector, attribute_vector, kl_per_dim, traversal_codes
 from latent.analysis.figures import as_image, image_grid_png, pyplot
 from latent.config import ReportConfig, stable_hash
@@ -603,15 +604,17 @@ def build_report(
             p = pca(z)
             pca2 = p.coords[:, :2] if p.coords.shape[1] >= 2 else np.column_stack([p.coords[:, 0], np.zeros(len(z))])
             progress.advance("report", 1, "t-SNE")
+            shown = map_rows(len(z), cfg.map_points, cfg.seed)
+            fitted = fit_rows(len(z), cfg.tsne_max_rows, cfg.seed, keep=shown)  # the map's rows are always fitted
+            subset = fitted if len(fitted) < len(z) else None
             started = time.perf_counter()
-            t = tsne(z, cfg.tsne_perplexity, cfg.seed)
+            t = tsne(z, cfg.tsne_perplexity, cfg.seed, rows=subset)
             tsne_seconds = time.perf_counter() - started
-            u = umap(z, seed=cfg.seed) if cfg.umap else None
+            u = umap(z, seed=cfg.seed, rows=subset) if cfg.umap else None
             progress.advance("report", 1, "figures")
 
             geometry = image_geometry(dataset)
             space = LatentSpace(table, dataset, model, codes)
-            shown = map_rows(len(z), cfg.map_points, cfg.seed)
             shown_ids = [str(i) for i in codes["id"][shown]]
             payload = map_payload(
                 codes["id"][shown],
@@ -642,6 +645,7 @@ def build_report(
                         "pca_2": pa.array(pca2[:, 1], pa.float32()),
                         "tsne_1": pa.array(t[:, 0], pa.float32()),
                         "tsne_2": pa.array(t[:, 1], pa.float32()),
+                        "tsne_fitted": pa.array(np.isin(np.arange(len(z)), fitted)),
                         **(
                             {"umap_1": pa.array(u[:, 0], pa.float32()), "umap_2": pa.array(u[:, 1], pa.float32())}
                             if u is not None
@@ -690,12 +694,19 @@ def build_report(
                     f"pca_explained_variance_ratio_{i + 1}": float(r) for i, r in enumerate(p.explained_variance_ratio)
                 }
                 metrics["tsne_seconds"] = tsne_seconds
+                metrics["tsne_fitted_rows"] = float(len(fitted))
                 metrics.update(extra_metrics)
                 metrics["mean_recon_error"] = float(np.mean(codes["recon_error"]))
                 facts = {
                     "latent table": str(table.path),
                     "rows": str(len(z)),
                     "latent dim": str(z.shape[1]),
+                    "t-SNE": f"fitted on {len(fitted):,} rows"
+                    + (
+                        f", {len(z) - len(fitted):,} placed beside their nearest fitted rows"
+                        if subset is not None
+                        else ""
+                    ),
                     "model": model_uri,
                     "dataset version": dataset.version,
                     "MLflow run": run_id,

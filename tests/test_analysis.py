@@ -9,7 +9,7 @@ import pytest
 
 from latent.analysis import interpolate, linear_cka, probe_accuracy
 from latent.analysis.compare import compare_tables
-from latent.analysis.dr import TSNE_EXACT_NEIGHBORS_MAX, TSNE_FFT_THRESHOLD, tsne, tsne_plan
+from latent.analysis.dr import TSNE_EXACT_NEIGHBORS_MAX, TSNE_FFT_THRESHOLD, fit_rows, tsne, tsne_plan
 from latent.analysis.explore import (
     apply_vector,
     attribute_vector,
@@ -123,6 +123,26 @@ def test_tsne_keeps_clusters_apart_and_neighbours_near():
     knn = KNeighborsClassifier(5).fit(embedding[::2], labels[::2])
     assert knn.score(embedding[1::2], labels[1::2]) == 1.0
     np.testing.assert_array_equal(embedding, tsne(codes, perplexity=20.0, seed=0))  # seeded, exact neighbours
+
+
+def test_tsne_fitted_on_a_subset_places_the_other_rows_beside_their_cluster():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(scale=8.0, size=(4, 10))
+    labels = np.repeat(np.arange(4), 200)
+    codes = centres[labels] + rng.normal(size=(800, 10))
+    keep = np.array([3, 500, 799])
+    rows = fit_rows(800, 300, seed=0, keep=keep)
+    assert len(rows) == 300 and set(keep) <= set(rows) and np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(rows, fit_rows(800, 300, seed=0, keep=keep))
+    np.testing.assert_array_equal(fit_rows(200, 300, seed=0), np.arange(200))
+    embedding = tsne(codes, perplexity=20.0, seed=0, rows=rows)
+    assert embedding.shape == (800, 2) and np.isfinite(embedding).all()
+    placed = np.setdiff1d(np.arange(800), rows)
+    knn = KNeighborsClassifier(5).fit(embedding[rows], labels[rows])
+    assert knn.score(embedding[placed], labels[placed]) == 1.0
+    np.testing.assert_array_equal(embedding[rows], tsne(codes[rows], perplexity=20.0, seed=0))
 
 
 def test_tsne_plan_switches_gradient_and_neighbour_search_by_size():

@@ -24,7 +24,8 @@ def test_report_is_self_contained_html_with_every_figure(library_run):
 def test_coordinates_join_the_latent_table_on_id(library_run):
     coords = pq.read_table(library_run.report.coordinates_path)
     assert coords.num_rows == 1797
-    assert {"id", "split", "label", "pca_1", "pca_2", "tsne_1", "tsne_2"} <= set(coords.column_names)
+    assert {"id", "split", "label", "pca_1", "pca_2", "tsne_1", "tsne_2", "tsne_fitted"} <= set(coords.column_names)
+    assert all(coords.column("tsne_fitted").to_pylist())  # 1,797 rows: below report.tsne_max_rows, all fitted
     codes = load_latent_arrays(library_run.encode.table_path)
     assert set(coords.column("id").to_pylist()) == set(codes["id"])
 
@@ -58,7 +59,10 @@ def test_report_embeds_the_latent_map_and_plotly_once_and_references_nothing_out
 
 
 def test_map_shows_a_seeded_sample_when_the_table_is_larger_than_map_points(library_run):
-    cfg = library_run.cfg.report.model_copy(update={"map_points": 300, "tsne_perplexity": 10.0})
+    """Also a table larger than tsne_max_rows: t-SNE is fitted on 600 rows (the 300 shown among them), the other
+    1,197 are placed beside their nearest fitted neighbours; every row keeps coordinates."""
+    update = {"map_points": 300, "tsne_perplexity": 10.0, "tsne_max_rows": 600, "probes": False}
+    cfg = library_run.cfg.report.model_copy(update=update)
     result = build_report(
         library_run.encode.table_path,
         library_run.preprocess.dataset_path,
@@ -73,6 +77,12 @@ def test_map_shows_a_seeded_sample_when_the_table_is_larger_than_map_points(libr
     assert len(data["ids"]) == len(set(data["ids"])) == len(data["thumbnails"]) == 300
     assert set(data["ids"]) <= set(all_ids) and data["ids"] == sorted(data["ids"])
     assert all(len(p["x"]) == 300 for p in data["projections"])
+    coords = pq.read_table(result.coordinates_path).to_pydict()
+    fitted = {i for i, f in zip(coords["id"], coords["tsne_fitted"], strict=True) if f}
+    assert len(fitted) == 600 and set(data["ids"]) <= fitted
+    assert np.isfinite(np.array([coords["tsne_1"], coords["tsne_2"]], dtype=float)).all()
+    run = mlflow.MlflowClient(library_run.tracking.uri).get_run(result.run_id)
+    assert run.data.metrics["tsne_fitted_rows"] == 600
     np.testing.assert_array_equal(map_rows(1797, 300, 0), map_rows(1797, 300, 0))
     assert not np.array_equal(map_rows(1797, 300, 0), map_rows(1797, 300, 1))
     np.testing.assert_array_equal(map_rows(50, 300, 0), np.arange(50))
@@ -93,7 +103,8 @@ def test_map_columns_are_categorical_for_few_levels_and_continuous_otherwise():
 
 def test_optional_umap_projection_joins_the_map_and_the_coordinates(library_run, tmp_path):
     pytest.importorskip("umap", reason="umap-learn is the optional extra latent[umap]")
-    cfg = library_run.cfg.report.model_copy(update={"umap": True, "probes": False, "tsne_perplexity": 10.0})
+    update = {"umap": True, "probes": False, "tsne_perplexity": 10.0, "tsne_max_rows": 1000}  # + UMAP's transform
+    cfg = library_run.cfg.report.model_copy(update=update)
     result = build_report(
         library_run.encode.table_path,
         library_run.preprocess.dataset_path,
@@ -104,6 +115,8 @@ def test_optional_umap_projection_joins_the_map_and_the_coordinates(library_run,
     )
     coords = pq.read_table(result.coordinates_path)
     assert {"umap_1", "umap_2"} <= set(coords.column_names)
-    assert np.isfinite(coords.column("umap_1").to_numpy()).all()
+    assert (
+        np.isfinite(coords.column("umap_1").to_numpy()).all() and np.isfinite(coords.column("umap_2").to_numpy()).all()
+    )
     html = Path(result.html_path).read_text()
     assert '<section id="umap"' in html and '"UMAP"' in html

@@ -35,13 +35,33 @@ def tsne_plan(n: int) -> tuple[str, str]:
     return ("fft" if n >= TSNE_FFT_THRESHOLD else "bh", "exact" if n <= TSNE_EXACT_NEIGHBORS_MAX else "annoy")
 
 
-def tsne(codes: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int = -1) -> np.ndarray:
-    """2-D t-SNE with openTSNE: Barnes-Hut for small inputs, FFT interpolation for large ones (`tsne_plan`)."""
+def fit_rows(n: int, limit: int, seed: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """Positions (ascending) of the rows a 2-D map is fitted on: all n, or `limit` of them — those in `keep` first
+    (e.g. the rows a report shows), the rest a seeded sample."""
+    if n <= limit:
+        return np.arange(n)
+    kept = np.unique(np.asarray(keep if keep is not None else [], dtype=np.int64))[:limit]
+    others = np.setdiff1d(np.arange(n), kept, assume_unique=True)
+    extra = np.random.default_rng(seed).choice(others, limit - len(kept), replace=False)
+    return np.sort(np.concatenate([kept, extra]))
+
+
+def tsne(
+    codes: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int = -1, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """2-D t-SNE with openTSNE: Barnes-Hut for small inputs, FFT interpolation for large ones (`tsne_plan`).
+
+    With `rows` (positions, see `fit_rows`) the map is fitted on those rows only and every other row is placed at
+    the median position of its 10 nearest fitted neighbours (openTSNE's `prepare_partial`, not optimised further):
+    a bounded cost for tables far larger than a map needs.
+    """
     from openTSNE import TSNE
 
+    codes = np.ascontiguousarray(codes, dtype=np.float64)
     n = len(codes)
-    perplexity = float(min(perplexity, max((n - 1) / 3.0, 1.0)))
-    method, neighbors = tsne_plan(n)
+    fitted = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    perplexity = float(min(perplexity, max((len(fitted) - 1) / 3.0, 1.0)))
+    method, neighbors = tsne_plan(len(fitted))
     embedding = TSNE(
         n_components=2,
         perplexity=perplexity,
@@ -50,12 +70,22 @@ def tsne(codes: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int
         random_state=seed,
         n_jobs=n_jobs,
         verbose=False,
-    ).fit(np.ascontiguousarray(codes, dtype=np.float64))
-    return np.asarray(embedding)
+    ).fit(codes if rows is None else codes[fitted])
+    if rows is None:
+        return np.asarray(embedding)
+    out = np.empty((n, 2))
+    out[fitted] = np.asarray(embedding)
+    rest = np.setdiff1d(np.arange(n), fitted)
+    for start in range(0, len(rest), 100_000):  # bounded memory for the new points' affinities
+        part = rest[start : start + 100_000]
+        placed = embedding.prepare_partial(codes[part], initialization="median", k=10, perplexity=min(perplexity, 5.0))
+        out[part] = np.asarray(placed)
+    return out
 
 
-def umap(codes: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
-    """2-D UMAP (McInnes et al.) of the codes, from the optional `umap-learn` package (`pip install 'latent[umap]'`)."""
+def umap(codes: np.ndarray, n_neighbors: int = 15, seed: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
+    """2-D UMAP (McInnes et al.) of the codes, from the optional `umap-learn` package (`pip install 'latent[umap]'`).
+    With `rows` it is fitted on those rows and the others are added with UMAP's own `transform`."""
     try:
         from umap import UMAP
     except ImportError:
@@ -64,6 +94,12 @@ def umap(codes: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
         raise ConfigError(
             "report.umap: UMAP needs the optional umap-learn package; install it with pip install 'latent[umap]'"
         ) from None
-    n = len(codes)
-    model = UMAP(n_components=2, n_neighbors=int(min(n_neighbors, max(n - 1, 2))), random_state=seed)
-    return np.asarray(model.fit_transform(np.ascontiguousarray(codes, dtype=np.float32)), dtype=np.float64)
+    codes = np.ascontiguousarray(codes, dtype=np.float32)
+    fitted = np.arange(len(codes)) if rows is None else np.asarray(rows, dtype=np.int64)
+    model = UMAP(n_components=2, n_neighbors=int(min(n_neighbors, max(len(fitted) - 1, 2))), random_state=seed)
+    out = np.empty((len(codes), 2))
+    out[fitted] = model.fit_transform(codes[fitted])
+    rest = np.setdiff1d(np.arange(len(codes)), fitted)
+    if len(rest):
+        out[rest] = model.transform(codes[rest])
+    return out
