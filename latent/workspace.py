@@ -108,13 +108,17 @@ def sweep_stale(path: Path) -> list[Path]:
         return removed
     for entry in entries:
         if entry.name.startswith(prefix) and _owner_gone(entry.name):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-            removed.append(Path(entry.path))
+            removed.append(_remove_entry(entry))
     return removed
+
+
+def _remove_entry(entry: os.DirEntry) -> Path:
+    if entry.is_dir(follow_symlinks=False):
+        shutil.rmtree(entry.path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+    return Path(entry.path)
 
 
 def sweep_workspace(workspace: Workspace, max_depth: int = 4) -> list[Path]:
@@ -132,12 +136,7 @@ def sweep_workspace(workspace: Workspace, max_depth: int = 4) -> list[Path]:
         for entry in entries:
             if entry.name.startswith(TMP_PREFIX):
                 if _owner_gone(entry.name):
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, ignore_errors=True)
-                    else:
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(entry.path)
-                    removed.append(Path(entry.path))
+                    removed.append(_remove_entry(entry))
             elif (
                 depth < max_depth and entry.is_dir(follow_symlinks=False) and entry.path != str(workspace.artifact_root)
             ):
