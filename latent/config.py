@@ -153,6 +153,7 @@ class EncodeConfig(StrictModel):
 
 class ReportConfig(StrictModel):
     tsne_perplexity: float = Field(default=30.0, gt=0.0)
+    tsne_iterations: int = Field(default=500, ge=1)  # after 250 early-exaggeration iterations (openTSNE's defaults)
     n_samples: int = Field(default=64, gt=0)
     n_reconstructions: int = Field(default=16, gt=0)
     interpolation_steps: int = Field(default=10, ge=2)

@@ -608,7 +608,7 @@ def build_report(
             fitted = fit_rows(len(z), cfg.tsne_max_rows, cfg.seed, keep=shown)  # the map's rows are always fitted
             subset = fitted if len(fitted) < len(z) else None
             started = time.perf_counter()
-            t = tsne(z, cfg.tsne_perplexity, cfg.seed, rows=subset)
+            t = tsne(z, cfg.tsne_perplexity, cfg.seed, rows=subset, n_iter=cfg.tsne_iterations)
             tsne_seconds = time.perf_counter() - started
             u = umap(z, seed=cfg.seed, rows=subset) if cfg.umap else None
             progress.advance("report", 1, "figures")

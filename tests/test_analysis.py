@@ -123,6 +123,8 @@ def test_tsne_keeps_clusters_apart_and_neighbours_near():
     knn = KNeighborsClassifier(5).fit(embedding[::2], labels[::2])
     assert knn.score(embedding[1::2], labels[1::2]) == 1.0
     np.testing.assert_array_equal(embedding, tsne(codes, perplexity=20.0, seed=0))  # seeded, exact neighbours
+    short = tsne(codes, perplexity=20.0, seed=0, n_iter=50)  # report.tsne_iterations: fewer, less converged
+    assert np.isfinite(short).all() and not np.allclose(short, embedding)
 
 
 def test_tsne_fitted_on_a_subset_places_the_other_rows_beside_their_cluster():

@@ -61,7 +61,7 @@ def test_report_embeds_the_latent_map_and_plotly_once_and_references_nothing_out
 def test_map_shows_a_seeded_sample_when_the_table_is_larger_than_map_points(library_run):
     """Also a table larger than tsne_max_rows: t-SNE is fitted on 600 rows (the 300 shown among them), the other
     1,197 are placed beside their nearest fitted neighbours; every row keeps coordinates."""
-    update = {"map_points": 300, "tsne_perplexity": 10.0, "tsne_max_rows": 600, "probes": False}
+    update = {"map_points": 300, "tsne_perplexity": 10.0, "tsne_max_rows": 600, "tsne_iterations": 300, "probes": False}
     cfg = library_run.cfg.report.model_copy(update=update)
     result = build_report(
         library_run.encode.table_path,

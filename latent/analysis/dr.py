@@ -14,6 +14,7 @@ TSNE_FFT_THRESHOLD = 18_000
 # codes they are both exact and faster than openTSNE's default Annoy index (20,000 x 10: 1.4 s vs 5.3 s; 100,000 x
 # 10 random normal: 33 s vs 39 s, see benchmarks/tsne.py). Above it the exact search grows as n^2 and Annoy wins.
 TSNE_EXACT_NEIGHBORS_MAX = 100_000
+TSNE_ITERATIONS = 500  # openTSNE's default, after its 250 early-exaggeration iterations
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,16 @@ def fit_rows(n: int, limit: int, seed: int, keep: np.ndarray | None = None) -> n
 
 
 def tsne(
-    codes: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int = -1, rows: np.ndarray | None = None
+    codes: np.ndarray,
+    perplexity: float = 30.0,
+    seed: int = 0,
+    n_jobs: int = -1,
+    rows: np.ndarray | None = None,
+    n_iter: int = TSNE_ITERATIONS,
 ) -> np.ndarray:
-    """2-D t-SNE with openTSNE: Barnes-Hut for small inputs, FFT interpolation for large ones (`tsne_plan`).
+    """2-D t-SNE with openTSNE: Barnes-Hut for small inputs, FFT interpolation for large ones (`tsne_plan`); 250
+    early-exaggeration iterations, then `n_iter` (openTSNE's default 500; fewer is faster and less converged, see
+    the README's t-SNE benchmark).
 
     With `rows` (positions, see `fit_rows`) the map is fitted on those rows only and every other row is placed at
     the median position of its 10 nearest fitted neighbours (openTSNE's `prepare_partial`, not optimised further):
@@ -67,6 +75,7 @@ def tsne(
         perplexity=perplexity,
         negative_gradient_method=method,
         neighbors=neighbors,
+        n_iter=n_iter,
         random_state=seed,
         n_jobs=n_jobs,
         verbose=False,
