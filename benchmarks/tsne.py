@@ -13,6 +13,12 @@ map is, on the objective both minimise.
     python benchmarks/tsne.py [--sizes 2000 10000 20000] [--cache /tmp/latent-bench-tsne] [--latents TABLE_DIR]
                               [--iterations 500] [--crossover] [--markdown]
 
+--fit-rows L also runs ours as the report does on a table larger than `report.tsne_max_rows` = L: fitted on L rows,
+the rest placed beside their nearest fitted rows (time, trustworthiness and exact KL of the whole map).
+--large N times that on N synthetic clustered 10-d rows (20 clusters), fitted on 50,000 against a full fit, with
+the label accuracy of a 10-NN classifier on the map for the placed rows. `--sizes` with no value skips the
+comparison with scikit-learn.
+
 --iterations sets ours as `report.tsne_iterations` does (iterations after the 250 early-exaggeration ones; default
 openTSNE's 500): fewer is faster and less converged, which the exact KL column shows.
 
@@ -94,9 +100,35 @@ def exact_kl(codes, embedding, perplexity: float = 30.0) -> float:
     return float((p_ij * np.log(p_ij)).sum() + (p_ij * np.log1p(d2_ij)).sum() + np.log(z))
 
 
+def large(n: int, iterations: int, limit: int = 50_000) -> None:
+    """A synthetic clustered set of n rows: the report's capped t-SNE (fitted on `limit` rows) vs a full fit."""
+    import numpy as np
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from latent.analysis.dr import fit_rows, tsne
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 20, n)
+    codes = rng.normal(scale=6.0, size=(20, 10))[labels] + rng.normal(size=(n, 10))
+    rows = fit_rows(n, limit, 0)
+    started = time.perf_counter()
+    capped = tsne(codes, perplexity=30.0, seed=0, rows=rows, n_iter=iterations)
+    capped_s = time.perf_counter() - started
+    placed = np.setdiff1d(np.arange(n), rows)
+    accuracy = KNeighborsClassifier(10).fit(capped[rows], labels[rows]).score(capped[placed], labels[placed])
+    started = time.perf_counter()
+    tsne(codes, perplexity=30.0, seed=0, n_iter=iterations)
+    full_s = time.perf_counter() - started
+    print(
+        f"{n:>7} synthetic rows  ours fitted on {min(n, limit):,} (rest placed) {capped_s:.1f} s   full fit "
+        f"{full_s:.1f} s   ratio {capped_s / full_s:.2f}   placed rows' label 10-NN accuracy on the map {accuracy:.4f}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000, 20000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[2000, 10000, 20000])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/latent-bench-tsne"))
     parser.add_argument("--latents", type=Path, default=None, help="an existing latent table instead of --cache")
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the shapes latent set built into --cache")
@@ -104,6 +136,8 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="also print README table rows")
     parser.add_argument("--crossover", action="store_true", help="also time openTSNE BH and FFT at each size")
     parser.add_argument("--iterations", type=int, default=500, help="ours: iterations after early exaggeration")
+    parser.add_argument("--fit-rows", type=int, default=None, help="also ours fitted on this many rows, rest placed")
+    parser.add_argument("--large", type=int, default=None, help="rows of a synthetic set: capped fit vs full fit")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -111,7 +145,7 @@ def main() -> None:
     from sklearn.manifold import TSNE
 
     from latent.analysis import tsne
-    from latent.analysis.dr import tsne_plan
+    from latent.analysis.dr import fit_rows, tsne_plan
     from latent.tables import load_latent_arrays
 
     table = args.latents or build_latents(args.cache, args.rows)
@@ -140,6 +174,15 @@ def main() -> None:
             f"(Δ {t_ours - t_theirs:+.4f})   exact KL ours {kl_ours:.3f} sklearn {kl_theirs:.3f}",
             flush=True,
         )
+        if args.fit_rows is not None and n > args.fit_rows:
+            started = time.perf_counter()
+            placed = tsne(codes, perplexity=30.0, seed=0, rows=fit_rows(n, args.fit_rows, 0), n_iter=args.iterations)
+            seconds = time.perf_counter() - started
+            print(
+                f"{n:>7} points  ours fitted on {args.fit_rows:,}, {n - args.fit_rows:,} placed: {seconds:.1f} s   "
+                f"trustworthiness {trust(codes, placed, args.trust_sample):.4f}   exact KL {exact_kl(codes, placed):.3f}",
+                flush=True,
+            )
         if args.crossover:
             from openTSNE import TSNE as OpenTSNE
 
@@ -151,6 +194,8 @@ def main() -> None:
                 ).fit(codes)
                 seconds[gradient] = time.perf_counter() - started
             print(f"{n:>7} points  openTSNE BH {seconds['bh']:.1f} s   FFT {seconds['fft']:.1f} s", flush=True)
+    if args.large:
+        large(args.large, args.iterations)
     if args.markdown:
         print(
             "\n| points | ours (openTSNE) | scikit-learn TSNE | ratio | trustworthiness ours / sklearn | KL ours / sklearn |"

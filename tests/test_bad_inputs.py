@@ -353,6 +353,16 @@ CASES = [
         "set-zero-batch", ("encode", *sets("encode.batch_size=0")), "encode.batch_size: input should be greater than 0"
     ),
     Case("set-file-source-without-path", ("ingest", *sets("dataset.source=npz")), "source npz needs dataset.path"),
+    Case(
+        "set-tiny-tsne-max-rows",
+        ("report", *sets("report.tsne_max_rows=5")),
+        "report.tsne_max_rows: input should be greater than or equal to 10, got 5",
+    ),
+    Case(
+        "set-zero-tsne-iterations",
+        ("report", *sets("report.tsne_iterations=0")),
+        "report.tsne_iterations: input should be greater than or equal to 1, got 0",
+    ),
     Case("set-dataset-name-with-path", ("ingest", *sets("dataset.name=../../x")), "dataset.name: string should match"),
     # -- command-line arguments
     Case("arg-not-an-integer", ("neighbors", "digits-00000", "--k", "ten"), "Invalid value for '--k'"),

@@ -58,19 +58,22 @@ def test_report_embeds_the_latent_map_and_plotly_once_and_references_nothing_out
     assert len(html) < 8_000_000
 
 
+def _report_with(library_run, **update):
+    """A new report of the session's latent table, with these report settings changed."""
+    cfg = library_run.cfg.report.model_copy(update=update)
+    table, dataset, model = (
+        library_run.encode.table_path,
+        library_run.preprocess.dataset_path,
+        library_run.train.model_uri,
+    )
+    return build_report(table, dataset, model, cfg, library_run.workspace, library_run.tracking)
+
+
 def test_map_shows_a_seeded_sample_when_the_table_is_larger_than_map_points(library_run):
     """Also a table larger than tsne_max_rows: t-SNE is fitted on 600 rows (the 300 shown among them), the other
     1,197 are placed beside their nearest fitted neighbours; every row keeps coordinates."""
     update = {"map_points": 300, "tsne_perplexity": 10.0, "tsne_max_rows": 600, "tsne_iterations": 300, "probes": False}
-    cfg = library_run.cfg.report.model_copy(update=update)
-    result = build_report(
-        library_run.encode.table_path,
-        library_run.preprocess.dataset_path,
-        library_run.train.model_uri,
-        cfg,
-        library_run.workspace,
-        library_run.tracking,
-    )
+    result = _report_with(library_run, **update)
     data = _map_data(Path(result.html_path).read_text())
     all_ids = pq.read_table(result.coordinates_path).column("id").to_pylist()
     assert len(all_ids) == 1797 and data["total"] == 1797  # the coordinates table keeps every row
@@ -104,15 +107,7 @@ def test_map_columns_are_categorical_for_few_levels_and_continuous_otherwise():
 def test_optional_umap_projection_joins_the_map_and_the_coordinates(library_run, tmp_path):
     pytest.importorskip("umap", reason="umap-learn is the optional extra latent[umap]")
     update = {"umap": True, "probes": False, "tsne_perplexity": 10.0, "tsne_max_rows": 1000}  # + UMAP's transform
-    cfg = library_run.cfg.report.model_copy(update=update)
-    result = build_report(
-        library_run.encode.table_path,
-        library_run.preprocess.dataset_path,
-        library_run.train.model_uri,
-        cfg,
-        library_run.workspace,
-        library_run.tracking,
-    )
+    result = _report_with(library_run, **update)
     coords = pq.read_table(result.coordinates_path)
     assert {"umap_1", "umap_2"} <= set(coords.column_names)
     assert (
