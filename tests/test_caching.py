@@ -2,8 +2,8 @@
 
 import mlflow
 import pytest
+from latent.flows.pipeline import pipeline_flow
 
-from flows.pipeline import pipeline_flow
 from tests.conftest import small_config
 
 STAGES = {"ingest", "preprocess", "train", "encode", "report"}

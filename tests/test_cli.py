@@ -24,7 +24,7 @@ LATENT = Path(sys.executable).with_name("latent")
 
 def latent_cmd(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = clean_env(cwd / ".prefect")
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
+    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
     return subprocess.run(
         [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -160,7 +160,7 @@ def test_ui_serves_the_workspace_store_on_loopback(cli_run):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = clean_env(cwd / ".prefect")
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
+    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
     server = subprocess.Popen(
         [*command, "ui", "--port", str(port)],
         cwd=cwd,
@@ -208,7 +208,7 @@ def test_query_that_writes_is_refused_in_one_line(cli_run):
 
 def test_neighbors_and_tables_commands(cli_run):
     cwd, _ = cli_run
-    proc = latent_cmd("neighbors", "digits-00000", "--k", "5", cwd=cwd)
+    proc = latent_cmd("neighbors", "digits-00000", "-k", "5", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     assert len(re.findall(r"│ digits-\d{5} │", proc.stdout)) == 5
     proc = latent_cmd("tables", cwd=cwd)
