@@ -287,3 +287,60 @@ def test_run_end_to_end_on_an_image_folder_skipping_a_bad_file(tmp_path):
     assert "preprocess/quarantine.parquet" in {a.path for a in client.list_artifacts(parent.info.run_id, "preprocess")}
     (table,) = (tmp_path / "workspace" / "latents").glob("*/*")
     assert sum(pq.read_metadata(p).num_rows for p in table.glob("split=*/*.parquet")) == 60
+
+
+def test_version_and_shell_completion():
+    proc = latent_cmd("--version", cwd=ROOT)
+    assert proc.returncode == 0 and re.fullmatch(r"latent \d+\.\d+\.\d+\S*\n", proc.stdout)
+    proc = latent_cmd("--help", cwd=ROOT)
+    assert "--install-completion" in proc.stdout and "--show-completion" in proc.stdout
+
+
+def test_preprocess_before_ingest_says_so_before_any_server_starts(tmp_path):
+    import time
+
+    started = time.perf_counter()
+    line = one_line_error(latent_cmd("preprocess", cwd=tmp_path))
+    assert "run `latent ingest` first" in line
+    assert time.perf_counter() - started < 10  # Prefect's temporary server alone takes ~10 s to start here
+
+
+@pytest.mark.parametrize("command", [["tables"], ["query", "SELECT 1"], ["neighbors", "x", "-k", "5"]])
+def test_analyst_commands_import_no_torch_mlflow_prefect_or_dask(tmp_path, command):
+    script = (
+        "import sys\n"
+        "from latent.flows.cli import main\n"
+        f"sys.argv = ['latent', *{command!r}, '--set', 'workspace={tmp_path / 'ws'}']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = {'torch', 'mlflow', 'prefect', 'dask', 'distributed', 'sklearn'} & set(sys.modules)\n"
+        "print('heavy:', sorted(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert proc.stdout.strip().endswith("heavy: []"), proc.stdout + proc.stderr
+
+
+def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            *([str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]),
+            "run",
+            "--set",
+            "train.epochs=50",
+        ],
+        cwd=tmp_path,
+        env=clean_env(tmp_path / ".prefect"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(8)  # mid start-up or mid-stage
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl+C does: the whole foreground group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("interrupted (Ctrl+C)"), stderr[-3000:]
+    assert "Traceback" not in stderr
