@@ -324,7 +324,7 @@ def _catalog_rows(tables: list[LatentTable]) -> pa.Table:
 
 def _catalog_lock(workspace: Workspace) -> FileLock:
     """One catalog writer at a time, across processes (an OS lock: released if its holder dies)."""
-    return FileLock(workspace.root / ".catalog.lock")
+    return FileLock(str(workspace.root / ".catalog.lock"))
 
 
 def refresh_catalog(workspace: Workspace) -> Path:

@@ -68,7 +68,7 @@ def _store_init_lock(uri: str) -> Iterator[None]:
 
     lock_path = Path(path).with_name(Path(path).name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(lock_path):
+    with FileLock(str(lock_path)):
         yield
 
 

@@ -344,3 +344,16 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path):
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("interrupted (Ctrl+C)"), stderr[-3000:]
     assert "Traceback" not in stderr
+
+
+def test_the_library_log_lines_are_in_the_prefect_run_log(cli_run):
+    import sqlite3
+
+    cwd, proc = cli_run
+    (db,) = (cwd / ".prefect").rglob("prefect.db")  # the ephemeral server's store, kept in PREFECT_HOME
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT name, message FROM log WHERE name LIKE 'latent.%'").fetchall()
+    names = {name for name, _ in rows}
+    assert {"latent.encode", "latent.report"} <= names, rows
+    assert any(m.startswith("latent table ") for _, m in rows)
+    assert "Successfully registered model" not in proc.stderr + proc.stdout
