@@ -188,12 +188,16 @@ def _setup_logging(debug: bool) -> None:
 
 def _quiet_mlflow_prints(debug: bool) -> None:
     """MLflow prints some events itself, bypassing logging ("Successfully registered model ...", "Created version
-    ..."); they would land between our progress bars. Off for this process unless --debug; the library logs the
-    registration itself."""
-    if not debug:
-        from mlflow.utils.logging_utils import disable_logging
+    ..."); they would land between our progress bars. Off for this process unless --debug (the library logs the
+    registration itself). MLflow's own nesting counter is entered, not `disable_logging()`: its log_model turns
+    the events back on when its inner silencing ends, unless an outer one is still held."""
+    if debug:
+        return
+    from mlflow.utils.autologging_utils.logging_and_warnings import MlflowEventsAndWarningsBehaviorGlobally
 
-        disable_logging()
+    MlflowEventsAndWarningsBehaviorGlobally(
+        disable_event_logs=True, disable_warnings=False, reroute_warnings=False
+    ).__enter__()  # held until the process ends
 
 
 def _load(config: Path | None, sets: list[str] | None, check_models: bool = True) -> Config:
