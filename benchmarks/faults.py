@@ -60,7 +60,7 @@ RUN_TIMEOUT_S = 900
 
 def latent_command() -> list[str]:
     script = Path(sys.executable).with_name("latent")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "flows.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "latent.flows.cli"]
 
 
 def subprocess_env(home: Path) -> dict[str, str]:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from latent.tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
 from prefect import flow
 from prefect.runtime import flow_run
 
@@ -28,7 +29,6 @@ from latent.tracking import (
     tag,
 )
 from latent.workspace import Workspace, sweep_workspace
-from tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
 
 STAGES = ("ingest", "preprocess", "train", "encode", "report")
 

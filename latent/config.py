@@ -9,11 +9,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from latent.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("conf/default.yaml")
+PRESETS_PACKAGE = "latent.conf"  # the repository's conf/, installed with the package
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -87,6 +96,12 @@ class DaskConfig(StrictModel):
     threads_per_worker: int = Field(default=1, gt=0)
 
 
+def _check_models(info: ValidationInfo) -> bool:
+    """Model names and params are checked against the model registry, which imports torch; commands that only
+    read the workspace (`latent tables`, `query`, `neighbors`) validate everything else and skip that."""
+    return not (isinstance(info.context, dict) and info.context.get("check_models") is False)
+
+
 class ModelConfig(StrictModel):
     name: str = "vae_mlp"
     latent_dim: int = Field(default=8, gt=0)
@@ -98,7 +113,9 @@ class ModelConfig(StrictModel):
 
     @field_validator("name")
     @classmethod
-    def _known_model(cls, name: str) -> str:
+    def _known_model(cls, name: str, info: ValidationInfo) -> str:
+        if not _check_models(info):
+            return name
         from latent.models import available_models
 
         if name not in available_models():
@@ -106,7 +123,9 @@ class ModelConfig(StrictModel):
         return name
 
     @model_validator(mode="after")
-    def _params_belong_to_the_model(self) -> ModelConfig:
+    def _params_belong_to_the_model(self, info: ValidationInfo) -> ModelConfig:
+        if not _check_models(info):
+            return self
         from dataclasses import fields
 
         from latent.models import model_entry
@@ -221,8 +240,9 @@ class Config(StrictModel):
     preprocess: PreprocessConfig = PreprocessConfig()
     dask: DaskConfig = DaskConfig()
     # a factory, not an instance: validating a model config imports the model registry (and torch), which
-    # processes that only read data (Dask workers) should not pay for
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    # processes that only read data (Dask workers) should not pay for; validated like a given section, so that
+    # load_config(check_models=False) skips the registry for the default too
+    model: ModelConfig = Field(default_factory=dict, validate_default=True)
     train: TrainConfig = TrainConfig()
     encode: EncodeConfig = EncodeConfig()
     report: ReportConfig = ReportConfig()
@@ -271,16 +291,19 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any, origin: str) ->
     node[path[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), check_models: bool = True
+) -> Config:
     """Read a YAML config (or the built-in defaults when path is None), apply overrides, validate.
 
     Any problem raises ConfigError with one line naming the file or override, the key and what was expected.
+    check_models=False leaves out the model registry's checks of model.name and model.params (they import torch).
     """
     source = "built-in defaults"
     tree: dict[str, Any] = {}
     if path is not None:
         source = str(path)
-        tree = _read_tree(Path(path), ())
+        tree = _read_tree(find_config(path), ())
 
     origins: dict[tuple[str, ...], str] = {}
     for text in overrides:
@@ -289,9 +312,24 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         origins[tuple(keys)] = f"--set {text}"
 
     try:
-        return Config.model_validate(tree)
+        return Config.model_validate(tree, context={"check_models": check_models})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, origins)) from None
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A config or schedules file: an existing path as given, else a bare name (`digits-conv`, `default.yaml`,
+    `schedules`) is the preset of that name shipped with the package; anything else is returned as given."""
+    path = Path(name_or_path)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    from importlib.resources import files
+
+    shipped = files(PRESETS_PACKAGE)
+    for candidate in (path.name, f"{path.name}.yaml"):
+        if candidate.endswith(".yaml") and shipped.joinpath(candidate).is_file():
+            return Path(str(shipped.joinpath(candidate)))
+    return path
 
 
 def _read_tree(file: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
@@ -413,7 +451,7 @@ class SchedulesConfig(StrictModel):
 
 def load_schedules(path: str | Path) -> SchedulesConfig:
     """Read and validate a schedules file; each deployment's pipeline config is validated too."""
-    file = Path(path)
+    file = find_config(path)
     if not file.is_file():
         raise ConfigError(f"{path}: schedules file not found")
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import queue
 import threading
 import time
@@ -30,6 +31,8 @@ from latent.progress import reporter
 from latent.tables import SCHEMA_VERSION, TABLE_JSON, LatentTableWriter, now_utc, refresh_catalog
 from latent.tracking import Tracking, link_table_to_run, stage_run, tag
 from latent.workspace import Workspace, atomic_write_text, publish_dir
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -321,4 +324,5 @@ def encode(
         run.set_tags({tag("table_path"): str(final), tag("reused"): "false"})
         if source_run_id and tracking is not None:
             link_table_to_run(tracking, source_run_id, str(final))
+        logger.info("latent table %s: %d rows at %.0f rows/s", final, rows, rate)
         return EncodeResult(str(final), rows, description["rows_per_split"], run.run_id, rate, False)

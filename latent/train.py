@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
 import random
 import time
@@ -31,6 +32,8 @@ from latent.models.io import save_model_files
 from latent.progress import reporter
 from latent.tracking import Tracking, latest_stage_run, stage_run, tag, unfinished_stage_run
 from latent.workspace import Workspace, atomic_write_bytes
+
+logger = logging.getLogger(__name__)
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Var_x E[z_i | x] above this counts as active
 DIVERSITY_WARNING = 0.5  # prior samples spread less than half as much as the data: likely mode collapse
@@ -437,6 +440,7 @@ def train(
             model_info = log_encoder_model(model, x_val_np[:5], ckpt_dir, registered_model)
             model_uri, model_version = model_info.model_uri, model_info.model_id or run_id
             registered_version = getattr(model_info, "registered_model_version", None)
+            logger.info("logged model %s (registered %s version %s)", model_uri, registered_model, registered_version)
             if registered_model and registered_version is not None and champion_alias:
                 champion = promote_if_better(
                     tracking, registered_model, str(registered_version), best_val, champion_alias

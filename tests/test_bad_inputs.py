@@ -35,10 +35,10 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from latent.flows.cli import app
 from PIL import Image
 from typer.testing import CliRunner
 
-from flows.cli import app
 from latent.config import DatasetConfig
 from latent.models import create_model
 from latent.models.io import save_model_files
@@ -367,11 +367,11 @@ CASES = [
     ),
     Case("set-dataset-name-with-path", ("ingest", *sets("dataset.name=../../x")), "dataset.name: string should match"),
     # -- command-line arguments
-    Case("arg-not-an-integer", ("neighbors", "digits-00000", "--k", "ten"), "Invalid value for '--k'"),
+    Case("arg-not-an-integer", ("neighbors", "digits-00000", "--top-k", "ten"), "Invalid value for '--top-k'"),
     Case("arg-unknown-option", ("run", "--epochs", "3"), "No such option: --epochs"),
     Case("arg-unknown-command", ("trian",), "No such command 'trian'", workspace=False),
     Case("arg-missing-sql", ("query",), "Missing argument", workspace=False),
-    Case("arg-k-zero", ("neighbors", "digits-00000", "--k", "0"), "--k: expected a positive integer, got 0"),
+    Case("arg-k-zero", ("neighbors", "digits-00000", "-k", "0"), "--top-k: expected a positive integer, got 0"),
     Case(
         "arg-unknown-metric", ("neighbors", "digits-00000", "--metric", "manhattan"), "--metric: expected cosine or l2"
     ),
@@ -765,7 +765,7 @@ def test_a_real_process_prints_the_same_line(case_id, prepared, tmp_path):
     if case.setup is not None:
         case.setup(env)
     args = [env.fill(a) for a in case.args] + (["--set", f"workspace={env.ws}"] if case.workspace else [])
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
+    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
     before = _listing(prepared.ws)
     proc = subprocess.run(
         [*command, *args],

@@ -4,8 +4,8 @@ import re
 
 import mlflow
 import pytest
+from latent.flows.pipeline import pipeline_flow
 
-from flows.pipeline import pipeline_flow
 from tests.conftest import small_config
 
 STAGES = {"ingest", "preprocess", "train", "encode", "report"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from latent.data.sources import Plan, Source, source_from_plan
 from latent.errors import DataError
 from latent.parallel import dask_client
 from latent.workspace import Workspace, atomic_write_text, publish_dir
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
@@ -249,4 +252,5 @@ def preprocess(
         stats = {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values}
         atomic_write_text(staging / STATS, json.dumps(stats, indent=2))
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
+    logger.info("dataset %s: %d rows published in %s (%d files skipped)", version, n_rows, final, len(skipped))
     return PreprocessResult(str(final), version, n_rows, content_hash, reused=False, skipped=len(skipped))
