@@ -354,6 +354,15 @@ def _all_rng_states(generator: torch.Generator, world: World) -> list[dict]:
 # ---- input: one rank's batches per epoch, from memory or streamed ----
 
 
+def rank_batch_size(cfg: TrainConfig, world: World) -> int:
+    """train.batch_size is the global batch: the same optimisation whatever the number of devices."""
+    if cfg.batch_size % world.size:
+        raise ConfigError(
+            f"train.batch_size: {cfg.batch_size} must be a multiple of the {world.size} processes training together"
+        )
+    return cfg.batch_size // world.size
+
+
 class MemoryData:
     """Train and val splits as float32 tensors on the device; a seeded permutation per epoch."""
 
@@ -370,8 +379,8 @@ class MemoryData:
             raise DataError(f"{info.path}: the train split is empty")
         self.x_train, self.x_val = torch.tensor(x_train, device=device), torch.tensor(x_val, device=device)
         self.n_train, self.n_val = len(x_train), len(x_val)
-        self.batch_size, self.val_batch_size, self.world = cfg.batch_size, max(cfg.batch_size, 1024), world
-        self.steps = stream.steps_per_epoch(self.n_train, world.size, cfg.batch_size)
+        self.batch_size, self.val_batch_size, self.world = rank_batch_size(cfg, world), 1024, world
+        self.steps = stream.steps_per_epoch(self.n_train, world.size, self.batch_size)
 
     def train_batches(self, epoch: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(self.n_train, generator=generator).to(self.x_train.device)
@@ -404,10 +413,10 @@ class StreamedData:
             val_units, val_split = train_units, "train"
         self.transform, self.device = info.transform, device
         self.train = stream.SplitStream(
-            train_units, "train", cfg.batch_size, cfg.seed, True, world.rank, world.size, cfg.shuffle_buffer
+            train_units, "train", rank_batch_size(cfg, world), cfg.seed, True, world.rank, world.size, cfg.shuffle_buffer
         )
         self.val = stream.SplitStream(
-            val_units, val_split, max(cfg.batch_size, 1024), cfg.seed, False, world.rank, world.size
+            val_units, val_split, 1024, cfg.seed, False, world.rank, world.size
         )
         self.n_train, self.n_val, self.steps = self.train.total, self.val.total, self.train.steps
         self.workers = cfg.loader_workers
