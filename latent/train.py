@@ -439,8 +439,8 @@ class StreamedData:
             prefetch_factor=4 if self.workers else None,
             pin_memory=self.device.type == "cuda",
         )
-        for batch in loader:
-            yield stream.model_input(batch, self.transform, self.device)
+        for block, sizes in loader:  # one conversion and device copy per block, then views of it
+            yield from torch.split(stream.model_input(block, self.transform, self.device), list(sizes))
 
     def train_batches(self, epoch: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         self.train.set_epoch(epoch)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from latent.data.dataset import write_dataset_table
-from latent.data.stream import SplitStream, batch_sizes, choose_data_mode, split_units
+from latent.data.stream import SplitStream, batch_sizes, choose_data_mode, iter_batches, split_units
 from latent.progress import set_reporter
 from latent.tracking import setup_tracking
 from latent.train import train
@@ -28,10 +28,10 @@ def numbered(tmp_path_factory):
 def _epoch(units, epoch, world, workers, seed=0, batch=16):
     per_rank = []
     for rank in range(world):
-        ds = SplitStream(units, "train", batch, seed, True, rank, world, buffer_rows=96)
+        ds = SplitStream(units, "train", batch, seed, True, rank, world, buffer_rows=96, batches_per_block=3)
         ds.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)
-        per_rank.append([b[:, 0].int().tolist() for b in loader])
+        per_rank.append([b[:, 0].int().tolist() for b in iter_batches(loader)])
     return per_rank
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,9 @@ from latent.data.dataset import FeatureTransform, shard_files
 from latent.errors import DataError
 
 DEFAULT_BUFFER_ROWS = 16384
+# batches a loader worker hands over at once: one inter-process transfer (and one host-to-device copy) per block
+# instead of per batch, which on small batches costs more than reading the rows
+BATCHES_PER_BLOCK = 16
 MEMORY_SHARE = 0.25  # train.data=auto holds the table in memory when its float32 copy fits in this share of RAM
 
 
@@ -123,9 +126,10 @@ def read_range(units: list[Unit], split: str, start: int, stop: int) -> Iterator
 class SplitStream(IterableDataset):
     """One rank's batches of a split for one epoch (`set_epoch` before iterating), as uint8 or float32 tensors.
 
-    Yields whole batches (use DataLoader(batch_size=None)); with DataLoader workers, worker w of K produces batches
-    w, w + K, ..., which is the order the DataLoader delivers them in, so the rank's batch sequence does not depend
-    on timing. shuffle=False (validation) reads the rank's rows in table order.
+    Yields blocks of consecutive batches as (rows, batch sizes) — use DataLoader(batch_size=None) and split each
+    block with `torch.split(rows, sizes)`; `iter_batches` does both. With DataLoader workers, worker w of K produces
+    blocks w, w + K, ..., which is the order the DataLoader delivers them in, so the rank's batch sequence does not
+    depend on timing. shuffle=False (validation) reads the rank's rows in table order.
     """
 
     def __init__(
@@ -138,8 +142,10 @@ class SplitStream(IterableDataset):
         rank: int = 0,
         world: int = 1,
         buffer_rows: int = DEFAULT_BUFFER_ROWS,
+        batches_per_block: int = BATCHES_PER_BLOCK,
     ) -> None:
         self.units, self.split, self.batch_size, self.seed = units, split, batch_size, seed
+        self.batches_per_block = batches_per_block
         self.shuffle, self.rank, self.world, self.buffer_rows = shuffle, rank, world, buffer_rows
         self.total = sum(u.rows for u in units)
         self.steps = steps_per_epoch(self.total, world, batch_size)
@@ -151,25 +157,36 @@ class SplitStream(IterableDataset):
     def __len__(self) -> int:
         return self.steps
 
-    def _plan(self, worker: int, workers: int) -> tuple[int, int, list[int]]:
+    def _plan(self, worker: int, workers: int) -> tuple[int, int, list[list[int]]]:
+        """This worker's contiguous rows [start, stop) of the rank's share and its blocks' batch sizes."""
         start, stop = rank_rows(self.total, self.rank, self.world)
         sizes = batch_sizes(stop - start, self.steps, self.batch_size)
+        g = self.batches_per_block
+        blocks = [sizes[i : i + g] for i in range(0, len(sizes), g)]
         for w in range(worker):
-            start += sum(sizes[w::workers])
-        mine = sizes[worker::workers]
-        return start, start + sum(mine), mine
+            start += sum(sum(b) for b in blocks[w::workers])
+        mine = blocks[worker::workers]
+        return start, start + sum(sum(b) for b in mine), mine
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        start, stop, sizes = self._plan(worker, workers)
+        start, stop, blocks = self._plan(worker, workers)
         units = epoch_order(self.units, self.seed, self.epoch, self.shuffle)
         chunks = read_range(units, self.split, start, stop)
+        totals = [sum(b) for b in blocks]
         if not self.shuffle:
-            yield from _batched(chunks, sizes)
-            return
-        rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
-        yield from _shuffled(chunks, sizes, rng, self.buffer_rows)
+            rows = _batched(chunks, totals)
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
+            rows = _shuffled(chunks, totals, rng, self.buffer_rows)
+        yield from zip(rows, blocks, strict=True)
+
+
+def iter_batches(blocks: Iterable[tuple[torch.Tensor, list[int]]]) -> Iterator[torch.Tensor]:
+    """The batches of a SplitStream's (rows, sizes) blocks, as views of each block."""
+    for block, sizes in blocks:
+        yield from torch.split(block, list(sizes))
 
 
 def _batched(chunks: Iterator[np.ndarray], sizes: list[int]) -> Iterator[torch.Tensor]:
