@@ -163,6 +163,12 @@ class TrainConfig(StrictModel):
     collapse_min_active_units: int = Field(default=1, ge=0)  # fewer active units than this: a warning tag
     seed: int = 0
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    # input: memory holds train + val as float32 tensors; stream reads row groups (see latent/data/stream.py);
+    # auto: memory when those copies fit in a quarter of the available memory, else stream
+    data: Literal["auto", "memory", "stream"] = "auto"
+    shuffle_buffer: int = Field(default=16384, gt=0)  # rows per loader worker mixed by the streaming shuffle
+    loader_workers: int = Field(default=1, ge=0)  # background processes reading ahead per rank (stream); 0: inline
+    devices: int = Field(default=1, gt=0)  # processes on this machine (DDP): one per GPU, or gloo processes on CPU
 
 
 class EncodeConfig(StrictModel):
