@@ -239,6 +239,13 @@ def _summary(result: dict[str, Any]) -> None:
         table.add_row(stage, f"{seconds:.1f}", str(shown))
     table.add_row("total", f"{result['total_seconds']:.1f}", f"MLflow run {result['pipeline_run_id']}", style="bold")
     out.print(table)
+    images = result["stages"].get("preprocess", {}).get("images")
+    if images:
+        out.print(f"images: {images}", soft_wrap=True, highlight=False)
+    skipped = result["stages"].get("preprocess", {}).get("skipped")
+    if skipped:
+        quarantine = Path(result["stages"]["preprocess"]["dataset_path"]) / "quarantine.parquet"
+        out.print(f"skipped {skipped} unreadable file(s): {quarantine}", soft_wrap=True, highlight=False)
     if "report" in result["stages"]:
         out.print(f"report: {result['stages']['report']['html_path']}", soft_wrap=True, highlight=False)
     out.print(f"MLflow UI: latent ui  (store {result['tracking_uri']})", soft_wrap=True, highlight=False)

@@ -33,9 +33,14 @@ class StrictModel(BaseModel):
 
 
 class ImageOptions(StrictModel):
-    size: list[int] | None = None  # [height, width] to resize to; null: keep, and all images must match
-    mode: Literal["grayscale", "rgb"] | None = "grayscale"  # null: keep, and all images must match
+    # [height, width]; null: the folder's own size when every image has it, else a square of the median short
+    # side (capped at max_side) — see latent/data/sources.py ImageFolderSource
+    size: list[int] | None = None
+    max_side: int = Field(default=64, gt=0)  # cap of the size chosen for a folder of mixed sizes
+    fit: Literal["crop", "stretch"] = "crop"  # another aspect ratio: centre-crop to it, or stretch to it
+    mode: Literal["grayscale", "rgb"] | None = "grayscale"  # null: rgb if any image is in colour, else grayscale
     on_bad_file: Literal["error", "skip"] = "error"  # skip: quarantine.parquet lists the files and reasons
+    max_skipped_fraction: float = Field(default=0.1, ge=0.0, le=1.0)  # skip: more unreadable files than this fails
 
     @field_validator("size")
     @classmethod

@@ -332,6 +332,14 @@ def log_quarantine(tracking: Tracking, run_id: str, dataset_dir: Path, skipped: 
     client.set_tag(run_id, tag("warning.skipped_files"), f"{skipped} files skipped; see preprocess/quarantine.parquet")
 
 
+def set_run_tags(tracking: Tracking, run_id: str, tags: dict[str, str]) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking.uri)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value[:5000])
+
+
 def link_table_to_run(tracking: Tracking, run_id: str, table_path: str) -> None:
     """Tag the training run with the latent table made from its model, so the MLflow UI links the two."""
     import mlflow

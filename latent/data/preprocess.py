@@ -48,6 +48,7 @@ class PreprocessResult:
     content_hash: str
     reused: bool
     skipped: int = 0
+    images: str = ""  # image folders: the size and mode every image was brought to, and why
 
 
 def dataset_version(fingerprint: str, cfg: PreprocessConfig) -> str:
@@ -176,6 +177,7 @@ def preprocess(
             manifest["content_hash"],
             reused=True,
             skipped=len(manifest.get("skipped", [])),
+            images=_describe_images(manifest.get("image")),
         )
     plan_file = Path(raw_path)
     if not plan_file.is_file():
@@ -213,6 +215,7 @@ def preprocess(
         kept = [r for r in results if r["rows"]]
         skipped = [s for r in results for s in r["skipped"]]
         n_rows = sum(r["rows"] for r in kept)
+        _check_skipped(source, skipped, n_rows + len(skipped))
         if n_rows == 0:
             why = f"; all {len(skipped)} files were skipped (see the reasons in the error log)" if skipped else ""
             raise DataError(f"{source.cfg.path or source.cfg.source}: no rows to preprocess{why}")
@@ -237,6 +240,7 @@ def preprocess(
             "schema": schema.to_string(show_schema_metadata=False),
             "shards": [{"file": r["file"], "rows": r["rows"], "sha256": r["sha256"]} for r in kept],
             "skipped": [{"file": f, "reason": why} for f, why in skipped],
+            **({"image": plan.info["image"]} if "image" in plan.info else {}),
             "preprocess": cfg.model_dump(mode="json"),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -253,4 +257,24 @@ def preprocess(
         atomic_write_text(staging / STATS, json.dumps(stats, indent=2))
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
     logger.info("dataset %s: %d rows published in %s (%d files skipped)", version, n_rows, final, len(skipped))
-    return PreprocessResult(str(final), version, n_rows, content_hash, reused=False, skipped=len(skipped))
+    return PreprocessResult(
+        str(final), version, n_rows, content_hash, False, len(skipped), _describe_images(manifest.get("image"))
+    )
+
+
+def _describe_images(image: dict | None) -> str:
+    if not image:
+        return ""
+    h, w = image["size"]
+    return f"{h}x{w} {image['mode']} ({image['rule']}); {image['transform']}"
+
+
+def _check_skipped(source, skipped: list[tuple[str, str]], files: int) -> None:
+    """on_bad_file: skip has a ceiling: more unreadable files than dataset.image.max_skipped_fraction fails."""
+    limit = source.cfg.image.max_skipped_fraction
+    if skipped and len(skipped) > limit * files:
+        first = "; ".join(why for _, why in skipped[:3])
+        raise DataError(
+            f"{source.cfg.path}: {len(skipped)} of {files} files are not readable images, more than "
+            f"dataset.image.max_skipped_fraction ({limit:g}); first: {first}"
+        )
