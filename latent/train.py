@@ -29,7 +29,15 @@ from latent.errors import ConfigError, DataError, TrainingError
 from latent.models import BaseVAE, LatentMeanEncoder, create_model, model_entry
 from latent.models.io import save_model_files
 from latent.progress import reporter
-from latent.tracking import Tracking, latest_stage_run, stage_run, tag, unfinished_stage_run
+from latent.tracking import (
+    Tracking,
+    latest_stage_run,
+    log_table_input,
+    promote_if_better,
+    stage_run,
+    tag,
+    unfinished_stage_run,
+)
 from latent.workspace import Workspace, atomic_write_bytes
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Var_x E[z_i | x] above this counts as active
@@ -208,23 +216,6 @@ def log_encoder_model(model: torch.nn.Module, example: np.ndarray, model_dir: Pa
     )
 
 
-def promote_if_better(tracking: Tracking, name: str, version: str, val_loss: float, alias: str) -> bool:
-    """Point `alias` at this version only if its validation loss beats the current holder's (or there is none)."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking.uri)
-    try:
-        current = client.get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException:
-        current = None
-    if current is not None and str(current.version) != str(version) and current.run_id:
-        held = client.get_run(current.run_id).data.metrics.get("best_val_loss", math.inf)
-        if not val_loss < held:
-            return False
-    client.set_registered_model_alias(name, alias, version)
-    return True
-
-
 def init_from(model: BaseVAE, model_uri: str, tracking_uri: str | None, freeze_encoder_layers: int = 0) -> None:
     """Copy a trained model's weights into model (same architecture required); freeze the first encoder layers."""
     from latent.models.io import load_logged_model
@@ -326,6 +317,7 @@ def train(
         tracking, "train", stage_tags, run_id=previous.info.run_id if previous else None, run_name=run_name
     ) as run:
         run_id = run.run_id
+        log_table_input(run, info.path, tracking.dataset_name if tracking else None, info.version, "training")
         ckpt_dir = workspace.model_dir(run_id)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         if previous is None:
@@ -439,7 +431,7 @@ def train(
             registered_version = getattr(model_info, "registered_model_version", None)
             if registered_model and registered_version is not None and champion_alias:
                 champion = promote_if_better(
-                    tracking, registered_model, str(registered_version), best_val, champion_alias
+                    tracking, registered_model, str(registered_version), best_val, champion_alias, info.version
                 )
         run.set_tags(
             {
