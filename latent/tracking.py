@@ -10,6 +10,7 @@ import shutil
 import socket
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -418,8 +419,11 @@ def log_table_input(run: StageRun, table_path: str | Path, name: str | None, ver
         kind = kind or ("string" if t in ("string", "large_string") else "binary")
         cols.append(ColSpec(kind, f.name))
 
+    with warnings.catch_warnings():  # MLflow registers the local-file source twice and says so on every lookup
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
+        source = resolve_dataset_source(str(path.resolve()))
     ds = MetaDataset(
-        source=resolve_dataset_source(str(path.resolve())),
+        source=source,
         name=name or path.name,
         digest=version[:36],
         schema=Schema(cols) if cols else None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -93,3 +95,36 @@ def test_experiment_opens_on_the_runs_table(tmp_path):
     tracking = setup_tracking(load_config(None, [f"workspace={ws.root}"]).tracking, ws)
     experiment = mlflow.MlflowClient(tracking.uri).get_experiment(tracking.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_stage_runs_are_named_and_log_their_input_table(tmp_path):
+    from latent.data import ingest, preprocess
+    from latent.encode import encode
+    from latent.train import train
+    from tests.conftest import small_config
+
+    cfg = small_config(tmp_path / "ws", "train.epochs=1", "dask.n_workers=1")
+    ws = Workspace.at(cfg.workspace)
+    tracking = setup_tracking(cfg.tracking, ws).naming(cfg.dataset.name, cfg.model.name)
+    ing = ingest(cfg.dataset, ws)
+    pre = preprocess(ing.raw_path, ing.fingerprint, cfg.preprocess, cfg.dask, ws)
+    tr = train(pre.dataset_path, cfg.model, cfg.train, ws, tracking, cfg.tracking.registered_model)
+    enc = encode(pre.dataset_path, tr.model_uri, tr.model_version, cfg.encode, ws, tracking, tr.run_id)
+    client = mlflow.MlflowClient(tracking.uri)
+    version = Path(pre.dataset_path).name
+    for run_id, name, context in ((tr.run_id, "train · digits · vae_mlp", "training"), (enc.run_id, None, "inference")):
+        run = client.get_run(run_id)
+        if name:
+            assert run.info.run_name == name
+        else:
+            assert run.info.run_name == "encode · digits · vae_mlp"
+        (logged,) = run.inputs.dataset_inputs
+        assert logged.dataset.name == "digits"
+        assert logged.dataset.digest == version[:36]
+        assert version in logged.dataset.source
+        assert {"id", "split", "x"} <= {c["name"] for c in json.loads(logged.dataset.schema)["mlflow_colspec"]}
+        assert {t.key: t.value for t in logged.tags}["mlflow.data.context"] == context
+    assert (
+        client.get_model_version(cfg.tracking.registered_model, tr.registered_version).tags["latent.dataset_version"]
+        == version
+    )
