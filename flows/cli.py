@@ -857,7 +857,9 @@ def ui(
 
     workspace = Workspace.at(cfg.workspace)
     uri = tracking_uri(cfg.tracking, workspace)
-    out.print(f"MLflow UI on http://{host}:{port}  (store {uri}); Ctrl+C to stop", highlight=False)
+    # MLflow 3.17 opens on its GenAI pages unless the link (or the "Model training" switch) says otherwise
+    link = f"http://{host}:{port}/#/experiments?workflowType=machine_learning"
+    out.print(f"MLflow UI on {link}  (store {uri}); Ctrl+C to stop", highlight=False)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     if uri.startswith("sqlite:"):
         cmd += ["--default-artifact-root", workspace.artifact_root.as_uri()]

@@ -70,7 +70,7 @@ def pipeline_flow(
         raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; expected some of: {', '.join(STAGES)}")
     started = time.perf_counter()
     workspace = Workspace.at(cfg.workspace)
-    base = setup_tracking(cfg.tracking, workspace)
+    base = setup_tracking(cfg.tracking, workspace).naming(cfg.dataset.name, cfg.model.name)
     orphans = mark_orphaned_runs(base)  # runs a killed process left RUNNING; an interrupted training still resumes
     swept = sweep_workspace(workspace)  # what killed writers left half-written (readers never saw it)
     flow_run_id = str(flow_run.get_id() or "")
@@ -91,7 +91,7 @@ def pipeline_flow(
         run_tags[tag("marked_killed_runs")] = ",".join(orphans)[:4000]
     if swept:
         run_tags[tag("swept_temporaries")] = str(len(swept))
-    name = "pipeline" if wanted == list(STAGES) else "+".join(wanted)
+    name = f"{cfg.dataset.name} · {cfg.model.name} · " + ("pipeline" if wanted == list(STAGES) else "+".join(wanted))
     parent = start_pipeline_run(base, name, run_tags, _flatten(cfg.model_dump(mode="json")))
     log_text_artifact(base, parent, cfg.to_yaml(), "config.yaml")
     tracking = base.nested_under(parent)

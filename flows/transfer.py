@@ -26,7 +26,7 @@ def transfer_flow(
     cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
     started = time.perf_counter()
     workspace = Workspace.at(cfg.workspace)
-    base = setup_tracking(cfg.tracking, workspace)
+    base = setup_tracking(cfg.tracking, workspace).naming(cfg.dataset.name, cfg.model.name)
     flow_run_id = str(flow_run.get_id() or "")
     commit = source_commit()
     run_tags = {
@@ -37,7 +37,10 @@ def transfer_flow(
         **({tag("git_commit"): commit} if commit else {}),
     }
     parent = start_pipeline_run(
-        base, "transfer", run_tags, {f"transfer.{k}": v for k, v in cfg.transfer.model_dump(mode="json").items()}
+        base,
+        f"{cfg.dataset.name} · {cfg.model.name} · transfer",
+        run_tags,
+        {f"transfer.{k}": v for k, v in cfg.transfer.model_dump(mode="json").items()},
     )
     log_text_artifact(base, parent, cfg.to_yaml(), "config.yaml")
     tracking = base.nested_under(parent)

@@ -63,6 +63,7 @@ class ShapesOptions(StrictModel):
 
 class DatasetConfig(StrictModel):
     source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular"] = "digits"
+    # default: from the path (`/x/my_photos` -> my-photos, `wdbc.csv` -> wdbc) or the source (digits, shapes)
     name: str = Field(default="digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     path: str | None = None  # image_folder: a folder; npz, tabular: a file or glob; idx: the images file
     labels_path: str | None = None  # idx: the labels file
@@ -71,6 +72,13 @@ class DatasetConfig(StrictModel):
     image: ImageOptions = ImageOptions()
     tabular: TabularOptions = TabularOptions()
     shapes: ShapesOptions = ShapesOptions()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "name" not in data:
+            data = {**data, "name": default_dataset_name(data.get("source", "digits"), data.get("path"))}
+        return data
 
     @model_validator(mode="after")
     def _path_for_file_sources(self) -> DatasetConfig:
@@ -199,11 +207,27 @@ class ReportConfig(StrictModel):
     seed: int = 0
 
 
+def default_dataset_name(source: Any, path: Any) -> str:
+    """A dataset's name when the config gives none: the file or folder its path names (extension, glob and
+    non-alphanumerics dropped, lower case, `-` between words), else the source."""
+    if isinstance(path, str) and path:
+        parts = [p for p in re.split(r"[\\/]", path) if p and not any(c in p for c in "*?[")]
+        stem = re.sub(r"\.(csv|tsv|parquet|npz|gz|idx\d-ubyte|ubyte)$", "", parts[-1] if parts else "", flags=re.I)
+        stem = re.sub(r"\.(csv|tsv|parquet|npz|idx\d-ubyte|ubyte)$", "", stem, flags=re.I)
+        name = "-".join(w for w in re.split(r"[^A-Za-z0-9]+", stem.lower()) if w)
+        if name:
+            return name
+    return str(source) if isinstance(source, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", source) else "data"
+
+
 class TrackingConfig(StrictModel):
     uri: str | None = None
     experiment: str = Field(default="latent", min_length=1)
-    registered_model: str | None = "latent-digits-vae"
-    champion_alias: str | None = "champion"  # moves to a new model version only if its val_loss is lower
+    # default: `<dataset.name>-<model.name>`; null: do not register
+    registered_model: str | None = Field(default="digits-vae_mlp", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # moves to a new model version only if its val_loss beats the holder's on the same dataset version; the first
+    # version trained on another dataset version takes it (losses on different data do not compare)
+    champion_alias: str | None = "champion"
 
 
 class TimeoutsConfig(StrictModel):
@@ -260,6 +284,21 @@ class Config(StrictModel):
     tracking: TrackingConfig = TrackingConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
     transfer: TransferConfig = TransferConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_registered_model(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        tracking = data.get("tracking") or {}
+        if isinstance(tracking, dict) and "registered_model" not in tracking:
+            dataset = data.get("dataset") or {}
+            model = data.get("model") or {}
+            if isinstance(dataset, dict) and isinstance(model, dict):
+                name = dataset.get("name") or default_dataset_name(dataset.get("source", "digits"), dataset.get("path"))
+                name = f"{name}-{model.get('name', 'vae_mlp')}"
+                data = {**data, "tracking": {**tracking, "registered_model": name}}
+        return data
 
     def config_hash(self) -> str:
         """Hash of the fully resolved config; logged as a tag so runs of one config can be found."""

@@ -29,7 +29,7 @@ from latent.errors import DataError
 from latent.models.io import load_logged_model
 from latent.progress import reporter
 from latent.tables import SCHEMA_VERSION, TABLE_JSON, LatentTableWriter, now_utc, refresh_catalog
-from latent.tracking import Tracking, link_table_to_run, stage_run, tag
+from latent.tracking import Tracking, link_table_to_run, log_table_input, stage_run, tag
 from latent.workspace import Workspace, atomic_write_text, publish_dir
 
 logger = logging.getLogger(__name__)
@@ -234,6 +234,7 @@ def encode(
         tag("model_version"): model_version,
     }
     with stage_run(tracking, "encode", stage_tags) as run:
+        log_table_input(run, info.path, tracking.dataset_name if tracking else None, info.version, "inference")
         if (final / TABLE_JSON).is_file() and not replace:
             meta = json.loads((final / TABLE_JSON).read_text())
             # an MLflow model id names one model whatever URI led to it; other version names come from the URI's

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import socket
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,10 @@ from latent.workspace import Workspace
 logger = logging.getLogger(__name__)
 
 TAG_PREFIX = "latent."
+# The MLflow UI (3.x) opens an experiment on its GenAI traces overview unless the experiment says what it is for;
+# this kind opens it on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 # mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into os.environ, so after the first pipeline in a process
 # the variable names that pipeline's store. Read the user's value once, before any of that happens.
@@ -46,9 +52,20 @@ class Tracking:
     experiment_id: str
     parent_run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    dataset_name: str | None = None  # what ran, for run names (`train · digits · vae_mlp`) and logged inputs
+    model_name: str | None = None
 
     def nested_under(self, parent_run_id: str) -> Tracking:
-        return Tracking(self.uri, self.experiment_id, parent_run_id, dict(self.tags))
+        return Tracking(
+            self.uri, self.experiment_id, parent_run_id, dict(self.tags), self.dataset_name, self.model_name
+        )
+
+    def naming(self, dataset_name: str, model_name: str) -> Tracking:
+        return Tracking(self.uri, self.experiment_id, self.parent_run_id, dict(self.tags), dataset_name, model_name)
+
+    def run_name(self, what: str) -> str:
+        """`what · dataset · model`, as far as they are known."""
+        return " · ".join(p for p in (what, self.dataset_name, self.model_name) if p)
 
 
 def tracking_uri(cfg: TrackingConfig, workspace: Workspace) -> str:
@@ -89,6 +106,8 @@ def setup_tracking(cfg: TrackingConfig, workspace: Workspace) -> Tracking:
             experiment_id = client.get_experiment_by_name(cfg.experiment).experiment_id
     else:
         experiment_id = experiment.experiment_id
+    if experiment is None or EXPERIMENT_KIND_TAG not in experiment.tags:  # a kind chosen in the UI stays
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return Tracking(uri=uri, experiment_id=experiment_id)
 
 
@@ -224,7 +243,7 @@ def stage_run(
     else:
         active = mlflow.start_run(
             experiment_id=tracking.experiment_id,
-            run_name=run_name or stage,
+            run_name=tracking.run_name(run_name or stage),
             parent_run_id=tracking.parent_run_id,
             tags=all_tags,
         )
@@ -361,3 +380,61 @@ def download_model_dir(model_uri: str, tracking_uri: str, target: Path | None = 
         if made:
             shutil.rmtree(target, ignore_errors=True)
         raise DataError(f"model URI {model_uri!r}: cannot be loaded ({' '.join(str(exc).split())[:300]})") from None
+
+
+def promote_if_better(
+    tracking: Tracking, name: str, version: str, val_loss: float, alias: str, dataset_version: str
+) -> bool:
+    """Tag the model version with its dataset version, then point `alias` at it if it is the better model.
+
+    Only versions trained on the same dataset version compete: the alias moves when this version's validation
+    loss beats the holder's. A version trained on another dataset version than the holder's takes the alias (the
+    newest data wins: losses on different data say nothing about which model is better)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking.uri)
+    client.set_model_version_tag(name, version, tag("dataset_version"), dataset_version)
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    if current is not None and str(current.version) != str(version) and current.run_id:
+        same_data = current.tags.get(tag("dataset_version")) == dataset_version
+        held = client.get_run(current.run_id).data.metrics.get("best_val_loss", math.inf)
+        if same_data and not val_loss < held:
+            return False
+    client.set_registered_model_alias(name, alias, version)
+    return True
+
+
+def log_table_input(run: StageRun, table_path: str | Path, name: str | None, version: str, context: str) -> None:
+    """Log a table as the run's input dataset (the MLflow UI's Dataset column): its name, its version as the
+    digest, its path as the source, and its schema. Only the schema is read, never the rows."""
+    if not run.enabled:
+        return
+    import mlflow
+    import pyarrow.parquet as pq
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types.schema import ColSpec, Schema
+
+    path = Path(table_path)
+    first = next(iter(sorted(path.rglob("*.parquet"))), None) if path.is_dir() else path
+    schema = pq.read_schema(first) if first is not None and first.is_file() else None
+    cols = []
+    for f in schema or []:
+        t = str(f.type)
+        kind = "double" if t.startswith(("double", "float")) else "long" if t.startswith(("int", "uint")) else None
+        kind = kind or ("string" if t in ("string", "large_string") else "binary")
+        cols.append(ColSpec(kind, f.name))
+
+    with warnings.catch_warnings():  # MLflow registers the local-file source twice and says so on every lookup
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
+        source = resolve_dataset_source(str(path.resolve()))
+    ds = MetaDataset(
+        source=source,
+        name=name or path.name,
+        digest=version[:36],
+        schema=Schema(cols) if cols else None,
+    )
+    mlflow.log_input(ds, context=context)

@@ -44,7 +44,15 @@ from latent.errors import ConfigError, DataError, TrainingError
 from latent.models import BaseVAE, LatentMeanEncoder, create_model, model_entry
 from latent.models.io import save_model_files
 from latent.progress import reporter
-from latent.tracking import Tracking, latest_stage_run, stage_run, tag, unfinished_stage_run
+from latent.tracking import (
+    Tracking,
+    latest_stage_run,
+    log_table_input,
+    promote_if_better,
+    stage_run,
+    tag,
+    unfinished_stage_run,
+)
 from latent.workspace import Workspace, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -224,23 +232,6 @@ def log_encoder_model(model: torch.nn.Module, example: np.ndarray, model_dir: Pa
         extra_files=[str(model_dir / "model_config.json"), str(model_dir / "weights.pt")],
         registered_model_name=registered_model,
     )
-
-
-def promote_if_better(tracking: Tracking, name: str, version: str, val_loss: float, alias: str) -> bool:
-    """Point `alias` at this version only if its validation loss beats the current holder's (or there is none)."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking.uri)
-    try:
-        current = client.get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException:
-        current = None
-    if current is not None and str(current.version) != str(version) and current.run_id:
-        held = client.get_run(current.run_id).data.metrics.get("best_val_loss", math.inf)
-        if not val_loss < held:
-            return False
-    client.set_registered_model_alias(name, alias, version)
-    return True
 
 
 def init_from(model: BaseVAE, model_uri: str, tracking_uri: str | None, freeze_encoder_layers: int = 0) -> None:
@@ -783,6 +774,7 @@ def _register(
     registered_model: str | None,
     champion_alias: str | None,
     best_val: float,
+    dataset_version: str,
 ) -> tuple[str | None, str | None, str | None, bool]:
     """Log the model to the active run and register it; (model_uri, model_id, registered version, champion)."""
     model_info = log_encoder_model(model, example, ckpt_dir, registered_model)
@@ -792,7 +784,9 @@ def _register(
     )
     champion = False
     if registered_model and registered_version is not None and champion_alias:
-        champion = promote_if_better(tracking, registered_model, str(registered_version), best_val, champion_alias)
+        champion = promote_if_better(
+            tracking, registered_model, str(registered_version), best_val, champion_alias, dataset_version
+        )
     return model_info.model_uri, model_info.model_id, registered_version, champion
 
 
@@ -847,6 +841,7 @@ def _finalise(
             registered_model,
             champion_alias,
             fitted.best_val_loss,
+            plan.info.version,
         )
         model_version = model_id or run.run_id
     run.set_tags(
@@ -949,6 +944,9 @@ def _training_run(plan: _Plan, tracking: Tracking | None, run_name: str, world_s
                     "world_size": world_size,
                     "data_mode": plan.data_mode,
                 }
+            )
+            log_table_input(
+                run, plan.info.path, tracking.dataset_name if tracking else None, plan.info.version, "training"
             )
         else:
             run.set_tags({tag("resumed_from_epoch"): _checkpoint_epoch(plan)})

@@ -74,9 +74,9 @@ def test_each_training_is_its_own_registered_version(concurrent):
     # the identical pipelines either both trained (started together) or the later one reused the first: both fine
     assert 2 <= len(trainings) <= 3
     registered = {r.data.tags["latent.registered_version"] for r in trainings}
-    versions = {str(v.version) for v in client.search_model_versions("name = 'latent-digits-vae'")}
+    versions = {str(v.version) for v in client.search_model_versions("name = 'digits-vae_mlp'")}
     assert registered == versions and len(versions) == len(trainings)
-    champion = client.get_model_version_by_alias("latent-digits-vae", "champion")
+    champion = client.get_model_version_by_alias("digits-vae_mlp", "champion")
     assert str(champion.version) in versions
 
 

@@ -174,7 +174,7 @@ def test_pipeline_runs_against_prefect_mlflow_and_dask_servers(servers):
     assert stages == {"pipeline", "train", "encode", "report"}
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all(r.data.tags["latent.prefect_flow_run_id"] == flow_run_id for r in runs)
-    versions = client.search_model_versions("name='latent-digits-vae'")
+    versions = client.search_model_versions("name='digits-vae_mlp'")
     assert len(versions) == 1
     train_run = next(r for r in runs if r.data.tags.get("latent.stage") == "train")
     assert client.list_artifacts(train_run.info.run_id) or client.get_logged_model(
