@@ -46,6 +46,7 @@ THUMBNAIL_MAX_SIDE = 32  # pixels; larger images are shrunk so 5,000 thumbnails 
 ACTIVE_DIM_KL = 0.01  # nats: a dimension carrying less than this is treated as collapsed (inactive)
 TRAVERSAL_STEPS = 9
 PROBE_BUDGETS = (10, 100, 1000, None)
+TSNE_MIN_ROWS = 5  # fewer rows have too few neighbours for t-SNE: the map then shows their PCA coordinates
 CATEGORICAL_MAX_LEVELS = 24  # a column with at most this many distinct values is coloured by category
 
 
@@ -611,7 +612,10 @@ def build_report(
             fitted = fit_rows(len(z), cfg.tsne_max_rows, cfg.seed, keep=shown)  # the map's rows are always fitted
             subset = fitted if len(fitted) < len(z) else None
             started = time.perf_counter()
-            t = tsne(z, cfg.tsne_perplexity, cfg.seed, rows=subset, n_iter=cfg.tsne_iterations)
+            if len(z) >= TSNE_MIN_ROWS:
+                t = tsne(z, cfg.tsne_perplexity, cfg.seed, rows=subset, n_iter=cfg.tsne_iterations)
+            else:  # t-SNE needs neighbours: a table this small is mapped by its PCA coordinates (said in the report)
+                t = pca2.copy()
             tsne_seconds = time.perf_counter() - started
             u = umap(z, seed=cfg.seed, rows=subset) if cfg.umap else None
             progress.advance("report", 1, "figures")
@@ -643,7 +647,7 @@ def build_report(
                     {
                         "id": pa.array(codes["id"].tolist(), pa.string()),
                         "split": pa.array(codes["split"].tolist(), pa.string()),
-                        "label": pa.array(codes["label"], pa.int64()),
+                        "label": pa.array(codes["label"], pa.int64(), from_pandas=True),  # NaN: no label
                         "pca_1": pa.array(pca2[:, 0], pa.float32()),
                         "pca_2": pa.array(pca2[:, 1], pa.float32()),
                         "tsne_1": pa.array(t[:, 0], pa.float32()),
@@ -663,8 +667,18 @@ def build_report(
                 sections.append(png_section("pca", "PCA of z_mean, coloured by label", staging / "pca.png"))
                 _scree(staging / "pca_scree.png", p.explained_variance_ratio)
                 sections.append(png_section("pca-variance", "PCA explained variance", staging / "pca_scree.png"))
-                _scatter(staging / "tsne.png", t, codes["label"], "t-SNE of z_mean", ("t-SNE 1", "t-SNE 2"))
-                sections.append(png_section("tsne", "t-SNE of z_mean, coloured by label", staging / "tsne.png"))
+                if len(z) >= TSNE_MIN_ROWS:
+                    _scatter(staging / "tsne.png", t, codes["label"], "t-SNE of z_mean", ("t-SNE 1", "t-SNE 2"))
+                    sections.append(png_section("tsne", "t-SNE of z_mean, coloured by label", staging / "tsne.png"))
+                else:
+                    sections.append(
+                        Section(
+                            "tsne",
+                            "t-SNE",
+                            f"<p>Skipped: the table has {len(z)} rows and t-SNE needs at least {TSNE_MIN_ROWS}; "
+                            "the map shows the PCA coordinates.</p>",
+                        )
+                    )
                 if u is not None:
                     _scatter(staging / "umap.png", u, codes["label"], "UMAP of z_mean", ("UMAP 1", "UMAP 2"))
                     sections.append(png_section("umap", "UMAP of z_mean, coloured by label", staging / "umap.png"))
