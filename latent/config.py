@@ -47,8 +47,33 @@ class ShapesOptions(StrictModel):
     seed: int = 0
 
 
+class TextOptions(StrictModel):
+    """dataset.source: text (latent/data/text.py): documents as bag-of-words counts over a train-split vocabulary."""
+
+    column: str = "text"  # CSV / Parquet / JSON Lines: the column of documents
+    label: str | None = None  # an optional integer or string label column (strings become class indices)
+    vocab_size: int = Field(default=2000, gt=0)  # the most frequent words of the train split
+    min_df: int = Field(default=2, gt=0)  # a word must occur in at least this many train documents
+    stop_words: Literal["english"] | None = "english"  # scikit-learn's English stop-word list, or none
+    on_bad_file: Literal["error", "skip"] = "error"  # non-UTF-8 or empty documents; skip: quarantine.parquet
+    n_documents: int = Field(default=3000, gt=0)  # the built-in corpus (no dataset.path): generated documents
+    seed: int = 0
+
+
+class MoleculeOptions(StrictModel):
+    """dataset.source: molecules (latent/data/molecules.py): SMILES canonicalised with RDKit."""
+
+    smiles_column: str = "smiles"  # CSV / Parquet: the column of SMILES
+    properties: list[str] = Field(default_factory=list)  # numeric columns kept beside the molecule
+    label: str | None = None  # an optional integer label column
+    radius: int = Field(default=2, ge=0)  # Morgan fingerprint radius
+    bits: int = Field(default=1024, gt=0)  # Morgan fingerprint length
+    max_tokens: int = Field(default=72, gt=0)  # SELFIES tokens per molecule at most (longer ones are bad rows)
+    on_bad_file: Literal["error", "skip"] = "error"  # unparsable SMILES; skip: quarantine.parquet
+
+
 class DatasetConfig(StrictModel):
-    source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular"] = "digits"
+    source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular", "text", "molecules"] = "digits"
     name: str = Field(default="digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     path: str | None = None  # image_folder: a folder; npz, tabular: a file or glob; idx: the images file
     labels_path: str | None = None  # idx: the labels file
@@ -57,6 +82,8 @@ class DatasetConfig(StrictModel):
     image: ImageOptions = ImageOptions()
     tabular: TabularOptions = TabularOptions()
     shapes: ShapesOptions = ShapesOptions()
+    text: TextOptions = TextOptions()
+    molecules: MoleculeOptions = MoleculeOptions()
 
     @model_validator(mode="after")
     def _path_for_file_sources(self) -> DatasetConfig:
@@ -91,7 +118,7 @@ class ModelConfig(StrictModel):
     name: str = "vae_mlp"
     latent_dim: int = Field(default=8, gt=0)
     hidden_dims: list[int] = Field(default_factory=lambda: [256, 128], min_length=1)
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    likelihood: Literal["bernoulli", "gaussian", "multinomial"] = "bernoulli"  # multinomial: word counts (prodlda)
     beta: float = Field(default=1.0, ge=0.0)
     # model-specific parameters, checked against the model's config class (e.g. capacity_max, gamma, channels)
     params: dict[str, float | int | str | bool | list[int]] = Field(default_factory=dict)

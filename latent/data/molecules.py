@@ -1,0 +1,4 @@
+"""The `molecules` source: SMILES strings, parsed and canonicalised with RDKit (the optional extra
+`latent[molecules]`)."""
+
+from __future__ import annotations
