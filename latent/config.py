@@ -60,20 +60,8 @@ class TextOptions(StrictModel):
     seed: int = 0
 
 
-class MoleculeOptions(StrictModel):
-    """dataset.source: molecules (latent/data/molecules.py): SMILES canonicalised with RDKit."""
-
-    smiles_column: str = "smiles"  # CSV / Parquet: the column of SMILES
-    properties: list[str] = Field(default_factory=list)  # numeric columns kept beside the molecule
-    label: str | None = None  # an optional integer label column
-    radius: int = Field(default=2, ge=0)  # Morgan fingerprint radius
-    bits: int = Field(default=1024, gt=0)  # Morgan fingerprint length
-    max_tokens: int = Field(default=72, gt=0)  # SELFIES tokens per molecule at most (longer ones are bad rows)
-    on_bad_file: Literal["error", "skip"] = "error"  # unparsable SMILES; skip: quarantine.parquet
-
-
 class DatasetConfig(StrictModel):
-    source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular", "text", "molecules"] = "digits"
+    source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular", "text"] = "digits"
     name: str = Field(default="digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     path: str | None = None  # image_folder: a folder; npz, tabular: a file or glob; idx: the images file
     labels_path: str | None = None  # idx: the labels file
@@ -83,7 +71,6 @@ class DatasetConfig(StrictModel):
     tabular: TabularOptions = TabularOptions()
     shapes: ShapesOptions = ShapesOptions()
     text: TextOptions = TextOptions()
-    molecules: MoleculeOptions = MoleculeOptions()
 
     @model_validator(mode="after")
     def _path_for_file_sources(self) -> DatasetConfig:
