@@ -60,7 +60,7 @@ RUN_TIMEOUT_S = 900
 
 def latent_command() -> list[str]:
     script = Path(sys.executable).with_name("latent")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "flows.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "latent.flows.cli"]
 
 
 def subprocess_env(home: Path) -> dict[str, str]:
@@ -401,6 +401,7 @@ def trial(
     reference: Reference,
     epochs: int,
     index: int,
+    min_checkpoints: int = 0,
 ) -> Trial:
     started = time.monotonic()
     before = snapshot(workspace)
@@ -412,7 +413,8 @@ def trial(
         state = progress.poll(epochs)
         if state is not None and not planned:
             planned, t.units = True, state[1]
-            t.kill_after_units = rng.randint(0, t.units)
+            low = min(min_checkpoints, t.units) if t.target == "train" else 0
+            t.kill_after_units = rng.randint(low, t.units)
         if reached_at is None and state is not None and state[0] >= t.kill_after_units:
             reached_at = time.monotonic()
             t.delay_s = rng.uniform(0.0, 1.0) * _delay_cap(t, progress, windows)
@@ -530,9 +532,17 @@ def plan_trials(n: int, epochs: int, engines: tuple[str, ...] = ENGINES) -> list
 
 
 def run_experiment(
-    home: Path, n_trials: int, seed: int, epochs: int, engines: tuple[str, ...] = ENGINES, log=print
+    home: Path,
+    n_trials: int,
+    seed: int,
+    epochs: int,
+    engines: tuple[str, ...] = ENGINES,
+    log=print,
+    min_checkpoints: int = 0,
 ) -> Summary:
-    """The reference run (uninterrupted; it measures each stage's window), then n_trials kill-and-rerun trials."""
+    """The reference run (uninterrupted; it measures each stage's window), then n_trials kill-and-rerun trials.
+
+    min_checkpoints: a training is killed only after that many checkpoints (1: every killed training can resume)."""
     from latent.data.dataset import read_dataset_info
 
     started = time.monotonic()
@@ -552,7 +562,7 @@ def run_experiment(
     rng = random.Random(seed)
     trials = []
     for i, t in enumerate(plan_trials(n_trials, epochs, engines)):
-        t = trial(workspace, home, t, windows, rng, reference, epochs, i)
+        t = trial(workspace, home, t, windows, rng, reference, epochs, i, min_checkpoints)
         trials.append(t)
         log(
             f"trial {i + 1:2d}/{n_trials} {t.target:<10} killed in {t.killed_in:<10} after unit "

@@ -24,6 +24,7 @@ MODELS = {
     "beta_tcvae": {"beta": 6.0},
     "vae_conv": {"input_shape": (1, 28, 28), "channels": (32, 64), "hidden_dims": (256,)},
     "vae_gan": {},
+    "beta_tcvae_conv": {"input_shape": (1, 28, 28), "channels": (32, 64), "hidden_dims": (256,), "beta": 6.0},
 }
 
 

@@ -1,37 +1,48 @@
-"""The `latent` command line: each stage alone, the whole pipeline, and the MLflow UI."""
+"""The `latent` command line: each stage alone, the whole pipeline, and the MLflow UI.
+
+Imports are lazy on purpose: `latent tables`, `query` and `neighbors` load the config, pyarrow and DuckDB and
+nothing else (no torch, MLflow, Prefect or Dask), so they answer in a fraction of a second
+(benchmarks/cli.py measures it).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import subprocess
+import signal
 import sys
-import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 from typer.core import TyperGroup
 
-from latent.config import DEFAULT_CONFIG_PATH, Config, load_config
-from latent.errors import LatentError
-from latent.progress import set_reporter
+from latent.errors import DataError, LatentError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from latent.config import Config
+
+EXIT_BAD_INPUT = 2  # an `error:` line about the config, the data or the command line
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # Ctrl+C, as shells report it
 
 
 class _OneLineUsageErrors(TyperGroup):
     """Usage errors (an unknown option or command, a value of the wrong type, a missing argument) print as one
-    `error:` line with exit code 2, like every other bad input, instead of a usage box."""
+    `error:` line with exit code 2, like every other bad input, instead of a usage box; Ctrl+C prints one line and
+    exits with 130."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:  # parsing fails before any command runs, so a usage error here has done nothing yet
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except KeyboardInterrupt:
+            _interrupted()
         except typer.Abort:
             err.print("Aborted.")
             sys.exit(1)
@@ -47,13 +58,25 @@ class _OneLineUsageErrors(TyperGroup):
                 highlight=False,
                 soft_wrap=True,
             )
-            sys.exit(getattr(exc, "exit_code", 2))
+            sys.exit(getattr(exc, "exit_code", EXIT_BAD_INPUT))
+        if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into exit code 130
+            _interrupted()
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> None:
+    """Ctrl+C: one line, the processes this one started are stopped, exit 130. Without waiting for the
+    interpreter's exit handlers: a terminal's Ctrl+C also stopped Prefect's temporary server, and Prefect's
+    handlers would wait for it, for minutes. Nothing half-written is visible (every write publishes atomically)."""
+    err.print("interrupted (Ctrl+C); nothing half-written was published", highlight=False)
+    _stop_children()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 app = typer.Typer(
     cls=_OneLineUsageErrors,
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="latent: learned latent spaces and analyst-ready latent tables from raw datasets.",
@@ -61,16 +84,41 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+
+def _version(value: bool) -> None:
+    if value:
+        import latent
+
+        out.print(f"latent {latent.__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """latent: learned latent spaces and analyst-ready latent tables from raw datasets."""
+
+
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML config; default: conf/default.yaml if present, else built-in defaults."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file, or a shipped preset by name (digits-conv, shapes-vae, ...); "
+        "default: conf/default.yaml if present, else built-in defaults.",
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a key, e.g. --set train.epochs=5 (repeatable)."),
 ]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and all library logs.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute stages even if their inputs are unchanged.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", "-d", help="Show full tracebacks and all library logs.")]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Recompute stages even if their inputs are unchanged.")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="Rows to show in the terminal.")]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", help="How many neighbours.")]
 
 
 class RichReporter:
@@ -107,6 +155,11 @@ def _quiet_environment(debug: bool) -> None:
     # Prefect's 20 s default for its in-process server is too short when several runs start together on a busy
     # machine: measured 3 runs on 2 loaded cores, all timed out.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # What the library says (`latent.*` loggers) and Python warnings go into the Prefect run's log, so the Prefect
+    # UI shows what a run did; outside a run they are not sent anywhere.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "latent,py.warnings")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    _setup_logging(debug)
     if debug:
         return
     # Prefect still sends every log to its API (visible in the Prefect UI); only the console copy is muted, so a
@@ -116,12 +169,42 @@ def _quiet_environment(debug: bool) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # model downloads: no bars on stderr
     for name in ("mlflow", "alembic", "distributed", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
 
 
-def _load(config: Path | None, sets: list[str] | None) -> Config:
+def _setup_logging(debug: bool) -> None:
+    """`latent.*` loggers at INFO (DEBUG with --debug). Warnings become log records (`py.warnings`): on the
+    console only with --debug, in the Prefect run's log always; nothing filters them away process-wide."""
+    logging.getLogger("latent").setLevel(logging.DEBUG if debug else logging.INFO)
+    logging.captureWarnings(True)
+    warnings_log = logging.getLogger("py.warnings")
+    if debug:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        warnings_log.propagate = True
+    else:
+        warnings_log.propagate = False
+        if not any(isinstance(h, logging.NullHandler) for h in warnings_log.handlers):
+            warnings_log.addHandler(logging.NullHandler())  # no handler at all would mean Python's last resort
+
+
+def _quiet_mlflow_prints(debug: bool) -> None:
+    """MLflow prints some events itself, bypassing logging ("Successfully registered model ...", "Created version
+    ..."); they would land between our progress bars. Off for this process unless --debug (the library logs the
+    registration itself). MLflow's own nesting counter is entered, not `disable_logging()`: its log_model turns
+    the events back on when its inner silencing ends, unless an outer one is still held."""
+    if debug:
+        return
+    from mlflow.utils.autologging_utils.logging_and_warnings import MlflowEventsAndWarningsBehaviorGlobally
+
+    MlflowEventsAndWarningsBehaviorGlobally(
+        disable_event_logs=True, disable_warnings=False, reroute_warnings=False
+    ).__enter__()  # held until the process ends
+
+
+def _load(config: Path | None, sets: list[str] | None, check_models: bool = True) -> Config:
+    from latent.config import DEFAULT_CONFIG_PATH, load_config
+
     path = config if config is not None else (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
-    return load_config(path, sets or [])
+    return load_config(path, sets or [], check_models=check_models)
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
@@ -130,7 +213,7 @@ def _fail(exc: BaseException, debug: bool) -> None:
     message = escape(" ".join(str(exc).split()))  # one line, and brackets in paths or values are not markup
     if isinstance(exc, LatentError):
         err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_BAD_INPUT)
     err.print(
         f"[bold red]error:[/] {type(exc).__name__}: {message} (rerun with --debug for details)",
         highlight=False,
@@ -140,6 +223,8 @@ def _fail(exc: BaseException, debug: bool) -> None:
 
 
 def _summary(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title="latent: stages")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -154,6 +239,13 @@ def _summary(result: dict[str, Any]) -> None:
         table.add_row(stage, f"{seconds:.1f}", str(shown))
     table.add_row("total", f"{result['total_seconds']:.1f}", f"MLflow run {result['pipeline_run_id']}", style="bold")
     out.print(table)
+    images = result["stages"].get("preprocess", {}).get("images")
+    if images:
+        out.print(f"images: {images}", soft_wrap=True, highlight=False)
+    skipped = result["stages"].get("preprocess", {}).get("skipped")
+    if skipped:
+        quarantine = Path(result["stages"]["preprocess"]["dataset_path"]) / "quarantine.parquet"
+        out.print(f"skipped {skipped} unreadable file(s): {quarantine}", soft_wrap=True, highlight=False)
     if "report" in result["stages"]:
         out.print(f"report: {result['stages']['report']['html_path']}", soft_wrap=True, highlight=False)
     out.print(f"MLflow UI: latent ui  (store {result['tracking_uri']})", soft_wrap=True, highlight=False)
@@ -165,26 +257,63 @@ def _use_prefect_server(cfg: Config) -> None:
         os.environ["PREFECT_API_URL"] = cfg.orchestration.prefect_api_url
 
 
+def _progress() -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err,
+        transient=False,
+    )
+
+
+def _check_inputs(cfg: Config, stages: list[str], force: bool) -> None:
+    """What a lone stage needs and the workspace alone can tell is missing, said before Prefect's server starts
+    (seconds): preprocess needs the ingest plan, train/encode/report need the dataset table. (Models and tables
+    are looked up in MLflow, inside the flow.)"""
+    if "ingest" in stages:
+        return
+    from latent import lineage
+    from latent.workspace import Workspace
+
+    workspace = Workspace.at(cfg.workspace)
+    if "preprocess" in stages:
+        plan, _ = lineage.raw_table_for(cfg, workspace)
+        if not Path(plan).is_file():
+            try:
+                if not force:
+                    lineage.dataset_for(cfg, workspace)  # already preprocessed: the stage reuses it
+                    return
+            except DataError:
+                pass
+            raise DataError(
+                f"{plan}: no ingest plan for the source as it is now (new, or changed since it was ingested); "
+                "run `latent ingest` first"
+            )
+    else:
+        lineage.dataset_for(cfg, workspace)
+
+
 def _execute(stages: list[str], config: Path | None, sets: list[str] | None, debug: bool, **kwargs: Any) -> None:
     _quiet_environment(debug)
     try:
         cfg = _load(config, sets)
+        _check_inputs(cfg, stages, bool(kwargs.get("force")))
         _use_prefect_server(cfg)
-        from flows.pipeline import pipeline_flow
+        from latent.flows.pipeline import pipeline_flow
 
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=err,
-            transient=False,
-        ) as progress:
+        from latent.progress import set_reporter
+
+        _quiet_mlflow_prints(debug)
+        with _progress() as progress:
             set_reporter(RichReporter(progress))
             try:
                 result = pipeline_flow(cfg.model_dump(mode="json"), stages, **kwargs)
-            except Exception:
+            except BaseException:
                 _drop_bars(progress)
                 raise
             finally:
@@ -251,7 +380,8 @@ def report(
     debug: DebugOpt = False,
     force: ForceOpt = False,
     table: Annotated[
-        str | None, typer.Option(help="Latent table directory; default: the newest table of this dataset.")
+        str | None,
+        typer.Option("--table", "-t", help="Latent table directory; default: the newest table of this dataset."),
     ] = None,
 ) -> None:
     """PCA and t-SNE of the latent table, generations, and the HTML report."""
@@ -275,20 +405,16 @@ def transfer(
         if source_model:
             cfg = cfg.model_copy(update={"transfer": cfg.transfer.model_copy(update={"source_model": source_model})})
         _use_prefect_server(cfg)
-        from flows.transfer import transfer_flow
+        from latent.flows.transfer import transfer_flow
 
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=err,
-        ) as progress:
+        from latent.progress import set_reporter
+
+        _quiet_mlflow_prints(debug)
+        with _progress() as progress:
             set_reporter(RichReporter(progress))
             try:
                 result = transfer_flow(cfg.model_dump(mode="json"), force=force)
-            except Exception:
+            except BaseException:
                 _drop_bars(progress)
                 raise
             finally:
@@ -296,6 +422,8 @@ def transfer(
     except Exception as exc:
         _fail(exc, debug)
         return
+    from rich.table import Table
+
     table = Table(title="latent transfer: probe accuracy on the target")
     table.add_column("approach")
     budgets = list(next(iter(result["accuracy"].values())))
@@ -317,6 +445,8 @@ def transfer(
 
 def _show(result: Any, title: str, limit: int) -> None:
     """An Arrow table in the terminal: the first `limit` rows, floats rounded, vectors abbreviated."""
+    from rich.table import Table
+    from rich.text import Text
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
@@ -340,7 +470,7 @@ def _show(result: Any, title: str, limit: int) -> None:
 def _workspace(config: Path | None, sets: list[str] | None):
     from latent.workspace import Workspace
 
-    return Workspace.at(_load(config, sets).workspace)
+    return Workspace.at(_load(config, sets, check_models=False).workspace)
 
 
 @app.command()
@@ -349,8 +479,10 @@ def query(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     debug: DebugOpt = False,
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write the result to a .csv or .parquet file.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to show in the terminal.")] = 50,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the result to a .csv or .parquet file.")
+    ] = None,
+    limit: LimitOpt = 50,
 ) -> None:
     """SQL over the latent tables: a view per table, `latents` (the newest) and `catalog`. Read-only."""
     _quiet_environment(debug)
@@ -374,20 +506,22 @@ def neighbors(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     debug: DebugOpt = False,
-    k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 10,
-    metric: Annotated[str, typer.Option(help="cosine or l2.")] = "cosine",
-    table: Annotated[str | None, typer.Option(help="Latent table directory; default: the newest.")] = None,
+    top_k: TopKOpt = 10,
+    metric: Annotated[str, typer.Option("--metric", "-m", help="cosine or l2.")] = "cosine",
+    table: Annotated[
+        str | None, typer.Option("--table", "-t", help="Latent table directory; default: the newest.")
+    ] = None,
 ) -> None:
     """The rows nearest to ID in latent space (z_mean), with their labels."""
     _quiet_environment(debug)
     try:
         from latent.query import neighbors as find_neighbors
 
-        result = find_neighbors(_workspace(config, set_), row_id, k, metric, table)
+        result = find_neighbors(_workspace(config, set_), row_id, top_k, metric, table)
     except Exception as exc:
         _fail(exc, debug)
         return
-    _show(result, f"{k} nearest to {row_id} ({metric})", k)
+    _show(result, f"{top_k} nearest to {row_id} ({metric})", top_k)
 
 
 @app.command()
@@ -455,7 +589,7 @@ def _analysis_done(result: Any, out_file: Path | None) -> None:
         )
 
 
-OutImage = Annotated[Path | None, typer.Option("--out", help="Also write the image to this PNG file.")]
+OutImage = Annotated[Path | None, typer.Option("--out", "-o", help="Also write the image to this PNG file.")]
 
 
 @app.command()
@@ -582,6 +716,8 @@ def disentangle(
     except Exception as exc:
         _fail(exc, debug)
         return
+    from rich.table import Table
+
     shown = Table(title=f"disentanglement ({space.table.path.name})")
     shown.add_column("metric")
     shown.add_column("value", justify="right")
@@ -647,6 +783,8 @@ def probe(
     except Exception as exc:
         _fail(exc, debug)
         return
+    from rich.table import Table
+
     result = Table(title=f"probe accuracy on the test split ({info.path.name})")
     result.add_column("inputs")
     result.add_column("probe")
@@ -663,16 +801,22 @@ def probe(
 
 @app.command()
 def serve(
-    schedules: Annotated[Path, typer.Option(help="Deployments and their cron schedules.")] = Path(
-        "conf/schedules.yaml"
-    ),
+    schedules: Annotated[
+        Path | None,
+        typer.Option(
+            help="Deployments and their cron schedules: a file, or `schedules` for the shipped one; "
+            "default: conf/schedules.yaml if present, else the shipped one."
+        ),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Serve the pipeline as Prefect deployments on the schedules in conf/schedules.yaml (until Ctrl+C)."""
+    """Serve the pipeline as Prefect deployments on the schedules in conf/schedules.yaml (until Ctrl+C or SIGTERM)."""
     _quiet_environment(debug)
     os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO"  # a long-running server should say what it runs
+    if schedules is None:
+        schedules = Path("conf/schedules.yaml") if Path("conf/schedules.yaml").is_file() else Path("schedules")
     try:
-        from latent.config import load_schedules
+        from latent.config import load_config, load_schedules
 
         specs = load_schedules(schedules)
         api_urls = {load_config(d.config, d.set).orchestration.prefect_api_url for d in specs.deployments}
@@ -680,15 +824,15 @@ def serve(
             raise LatentError(f"{schedules}: deployments name different Prefect servers ({sorted(api_urls - {None})})")
         if api_urls - {None}:
             os.environ["PREFECT_API_URL"] = next(iter(api_urls - {None}))
-        from flows.deployments import serve as serve_deployments
+        from latent.flows.deployments import serve as serve_deployments
 
         for d in specs.deployments:
             out.print(f"deployment latent-{d.flow}/{d.name}: cron '{d.cron}' ({d.timezone})", highlight=False)
-        serve_deployments(schedules)
-    except KeyboardInterrupt:
-        return
+        serve_deployments(schedules)  # Prefect's runner stops its flow runs on SIGTERM and returns
     except Exception as exc:
         _fail(exc, debug)
+    finally:
+        _stop_children()
 
 
 @app.command()
@@ -717,10 +861,95 @@ def ui(
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     if uri.startswith("sqlite:"):
         cmd += ["--default-artifact-root", workspace.artifact_root.as_uri()]
+    raise typer.Exit(_run_server(cmd))
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _run_server(cmd: list[str], grace_s: float = 20.0) -> int:
+    """Run a server in its own process group until it ends or this process is told to stop (Ctrl+C, or SIGTERM /
+    SIGHUP from systemd, Docker or a process manager); then the whole group, its workers too, is stopped and the
+    port freed. `mlflow server` runs uvicorn as a child of its own and does not pass SIGTERM on, so replacing
+    this process with it (exec) would still leave uvicorn holding the port; the group is signalled instead.
+    Returns the server's exit code; a stop signal other than Ctrl+C ends this process by that same signal."""
+    import subprocess
+
+    received: list[int] = []
+    server = subprocess.Popen(cmd, process_group=0)
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        _signal_group(server.pid, signum if len(received) == 1 else signal.SIGKILL)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _STOP_SIGNALS}
     try:
-        raise typer.Exit(subprocess.call(cmd))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        code = server.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop_group(server, grace_s)
+    if not received:
+        return code
+    if received[0] == signal.SIGINT:
+        raise KeyboardInterrupt
+    signal.signal(received[0], signal.SIG_DFL)
+    os.kill(os.getpid(), received[0])
+    return 128 + received[0]
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _stop_group(server: Any, grace_s: float) -> None:
+    """The server has exited or been signalled: whatever of its process group is left gets SIGTERM, then
+    SIGKILL after grace_s."""
+    import psutil
+
+    def members() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == server.pid and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+            except (OSError, psutil.Error):
+                continue
+        return found
+
+    if server.poll() is None:
+        _signal_group(server.pid, signal.SIGTERM)
+        try:
+            server.wait(grace_s)
+        except Exception:
+            _signal_group(server.pid, signal.SIGKILL)
+            server.wait()
+    left = members()
+    if left:
+        _signal_group(server.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(left, timeout=grace_s)
+        if alive:
+            _signal_group(server.pid, signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=5)
+
+
+def _stop_children(grace_s: float = 10.0) -> None:
+    """Processes this one started and left running (e.g. the ephemeral Prefect server of `latent serve`)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            continue
 
 
 def main() -> None:

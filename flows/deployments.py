@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from latent.flows.pipeline import pipeline_flow
+from latent.flows.transfer import transfer_flow
 from prefect.schedules import Cron
 
-from flows.pipeline import pipeline_flow
-from flows.transfer import transfer_flow
 from latent.config import load_config, load_schedules
 
 

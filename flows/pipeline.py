@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from latent.tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
 from prefect import flow
 from prefect.runtime import flow_run
 
@@ -22,13 +23,13 @@ from latent.tracking import (
     log_quarantine,
     log_text_artifact,
     mark_orphaned_runs,
+    set_run_tags,
     setup_tracking,
     source_commit,
     start_pipeline_run,
     tag,
 )
 from latent.workspace import Workspace, sweep_workspace
-from tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
 
 STAGES = ("ingest", "preprocess", "train", "encode", "report")
 
@@ -124,6 +125,8 @@ def pipeline_flow(
         if "preprocess" in wanted:
             out = run_stage("preprocess", preprocess_task, cfg, workspace, raw_path, fingerprint)
             dataset_path = out["dataset_path"]
+            if out.get("images"):  # the size, mode and transform an image folder was brought to, for reviewers
+                set_run_tags(base, parent, {tag("images"): out["images"]})
             if out.get("skipped"):  # image folders with on_bad_file: skip: the quarantine goes to the reviewers
                 log_quarantine(base, parent, Path(dataset_path), out["skipped"])
         elif set(wanted) & {"train", "encode", "report"}:

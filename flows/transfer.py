@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from latent.tasks.stages import configured, encode_task
+from latent.tasks.transfer import adapt_task, evaluate_task, source_task, target_task
 from prefect import flow
 from prefect.runtime import flow_run
 
@@ -12,8 +14,6 @@ import latent
 from latent.config import Config, load_config
 from latent.tracking import end_run, log_text_artifact, setup_tracking, source_commit, start_pipeline_run, tag
 from latent.workspace import Workspace
-from tasks.stages import configured, encode_task
-from tasks.transfer import adapt_task, evaluate_task, source_task, target_task
 
 
 @flow(name="latent-transfer", validate_parameters=False)

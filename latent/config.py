@@ -9,11 +9,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from latent.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("conf/default.yaml")
+PRESETS_PACKAGE = "latent.conf"  # the repository's conf/, installed with the package
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -24,9 +33,14 @@ class StrictModel(BaseModel):
 
 
 class ImageOptions(StrictModel):
-    size: list[int] | None = None  # [height, width] to resize to; null: keep, and all images must match
-    mode: Literal["grayscale", "rgb"] | None = "grayscale"  # null: keep, and all images must match
+    # [height, width]; null: the folder's own size when every image has it, else a square of the median short
+    # side (capped at max_side) — see latent/data/sources.py ImageFolderSource
+    size: list[int] | None = None
+    max_side: int = Field(default=64, gt=0)  # cap of the size chosen for a folder of mixed sizes
+    fit: Literal["crop", "stretch"] = "crop"  # another aspect ratio: centre-crop to it, or stretch to it
+    mode: Literal["grayscale", "rgb"] | None = "grayscale"  # null: rgb if any image is in colour, else grayscale
     on_bad_file: Literal["error", "skip"] = "error"  # skip: quarantine.parquet lists the files and reasons
+    max_skipped_fraction: float = Field(default=0.1, ge=0.0, le=1.0)  # skip: more unreadable files than this fails
 
     @field_validator("size")
     @classmethod
@@ -101,6 +115,12 @@ class DaskConfig(StrictModel):
     threads_per_worker: int = Field(default=1, gt=0)
 
 
+def _check_models(info: ValidationInfo) -> bool:
+    """Model names and params are checked against the model registry, which imports torch; commands that only
+    read the workspace (`latent tables`, `query`, `neighbors`) validate everything else and skip that."""
+    return not (isinstance(info.context, dict) and info.context.get("check_models") is False)
+
+
 class ModelConfig(StrictModel):
     name: str = "vae_mlp"
     latent_dim: int = Field(default=8, gt=0)
@@ -112,7 +132,9 @@ class ModelConfig(StrictModel):
 
     @field_validator("name")
     @classmethod
-    def _known_model(cls, name: str) -> str:
+    def _known_model(cls, name: str, info: ValidationInfo) -> str:
+        if not _check_models(info):
+            return name
         from latent.models import available_models
 
         if name not in available_models():
@@ -120,7 +142,9 @@ class ModelConfig(StrictModel):
         return name
 
     @model_validator(mode="after")
-    def _params_belong_to_the_model(self) -> ModelConfig:
+    def _params_belong_to_the_model(self, info: ValidationInfo) -> ModelConfig:
+        if not _check_models(info):
+            return self
         from dataclasses import fields
 
         from latent.models import model_entry
@@ -158,6 +182,12 @@ class TrainConfig(StrictModel):
     collapse_min_active_units: int = Field(default=1, ge=0)  # fewer active units than this: a warning tag
     seed: int = 0
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    # input: memory holds train + val as float32 tensors; stream reads row groups (see latent/data/stream.py);
+    # auto: memory when those copies fit in a quarter of the available memory, else stream
+    data: Literal["auto", "memory", "stream"] = "auto"
+    shuffle_buffer: int = Field(default=16384, gt=0)  # rows per loader worker mixed by the streaming shuffle
+    loader_workers: int = Field(default=1, ge=0)  # background processes reading ahead per rank (stream); 0: inline
+    devices: int = Field(default=1, gt=0)  # processes on this machine (DDP): one per GPU, or gloo processes on CPU
 
 
 class EncodeConfig(StrictModel):
@@ -235,8 +265,9 @@ class Config(StrictModel):
     preprocess: PreprocessConfig = PreprocessConfig()
     dask: DaskConfig = DaskConfig()
     # a factory, not an instance: validating a model config imports the model registry (and torch), which
-    # processes that only read data (Dask workers) should not pay for
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    # processes that only read data (Dask workers) should not pay for; validated like a given section, so that
+    # load_config(check_models=False) skips the registry for the default too
+    model: ModelConfig = Field(default_factory=dict, validate_default=True)
     train: TrainConfig = TrainConfig()
     encode: EncodeConfig = EncodeConfig()
     report: ReportConfig = ReportConfig()
@@ -285,16 +316,19 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any, origin: str) ->
     node[path[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), check_models: bool = True
+) -> Config:
     """Read a YAML config (or the built-in defaults when path is None), apply overrides, validate.
 
     Any problem raises ConfigError with one line naming the file or override, the key and what was expected.
+    check_models=False leaves out the model registry's checks of model.name and model.params (they import torch).
     """
     source = "built-in defaults"
     tree: dict[str, Any] = {}
     if path is not None:
         source = str(path)
-        tree = _read_tree(Path(path), ())
+        tree = _read_tree(find_config(path), ())
 
     origins: dict[tuple[str, ...], str] = {}
     for text in overrides:
@@ -303,9 +337,24 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         origins[tuple(keys)] = f"--set {text}"
 
     try:
-        return Config.model_validate(tree)
+        return Config.model_validate(tree, context={"check_models": check_models})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, origins)) from None
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A config or schedules file: an existing path as given, else a bare name (`digits-conv`, `default.yaml`,
+    `schedules`) is the preset of that name shipped with the package; anything else is returned as given."""
+    path = Path(name_or_path)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    from importlib.resources import files
+
+    shipped = files(PRESETS_PACKAGE)
+    for candidate in (path.name, f"{path.name}.yaml"):
+        if candidate.endswith(".yaml") and shipped.joinpath(candidate).is_file():
+            return Path(str(shipped.joinpath(candidate)))
+    return path
 
 
 def _read_tree(file: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
@@ -427,7 +476,7 @@ class SchedulesConfig(StrictModel):
 
 def load_schedules(path: str | Path) -> SchedulesConfig:
     """Read and validate a schedules file; each deployment's pipeline config is validated too."""
-    file = Path(path)
+    file = find_config(path)
     if not file.is_file():
         raise ConfigError(f"{path}: schedules file not found")
     try:

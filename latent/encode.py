@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import queue
 import threading
 import time
@@ -31,6 +32,8 @@ from latent.tables import SCHEMA_VERSION, TABLE_JSON, LatentTableWriter, now_utc
 from latent.tracking import Tracking, link_table_to_run, stage_run, tag
 from latent.workspace import Workspace, atomic_write_text, publish_dir
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class EncodeResult:
@@ -42,13 +45,27 @@ class EncodeResult:
     reused: bool
 
 
+def encode_device() -> torch.device:
+    """This process's device for encoding: its GPU where it has one, else the CPU. A Dask worker started by
+    dask-cuda (`dask cuda worker`, `LocalCUDACluster`) sees only its own GPU (CUDA_VISIBLE_DEVICES lists it first),
+    so `cuda` is that worker's own device and each worker of a GPU cluster encodes on a different GPU."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _on_device(model: torch.nn.Module) -> torch.nn.Module:
+    device = encode_device()
+    return model.to(device) if device.type != "cpu" else model
+
+
 @torch.inference_mode()
 def encode_array(model: torch.nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(z_mean, z_logvar, recon_error) for a batch: deterministic (posterior mean, decoded mean)."""
-    xt = torch.from_numpy(x)
+    """(z_mean, z_logvar, recon_error) for a batch: deterministic (posterior mean, decoded mean), on the model's
+    device; the results come back to host memory as float32."""
+    device = next(model.parameters()).device
+    xt = torch.from_numpy(x).to(device, non_blocking=True)
     mean, logvar = model.encode(xt)
     err = ((model.decode(mean) - xt) ** 2).mean(-1)
-    return mean.numpy(), logvar.numpy(), err.numpy()
+    return tuple(t.float().cpu().numpy() for t in (mean, logvar, err))
 
 
 _DONE = object()
@@ -168,7 +185,7 @@ def _encode_files(
 @functools.lru_cache(maxsize=4)
 def _worker_model(model_uri: str, tracking_uri: str | None) -> torch.nn.Module:
     torch.set_num_threads(1)  # one Dask worker thread per core; do not oversubscribe
-    return load_logged_model(model_uri, tracking_uri)
+    return _on_device(load_logged_model(model_uri, tracking_uri))
 
 
 def encode_shard(
@@ -231,7 +248,7 @@ def encode(
             return EncodeResult(str(final), meta["rows"], meta["rows_per_split"], run.run_id, 0.0, True)
 
         tracking_uri = tracking.uri if tracking else None
-        model = load_logged_model(model_uri, tracking_uri)
+        model = _on_device(load_logged_model(model_uri, tracking_uri))
         if model.config.input_dim != info.feature_dim:
             raise DataError(
                 f"model {model_uri} expects inputs of {model.config.input_dim} features but dataset "
@@ -321,4 +338,5 @@ def encode(
         run.set_tags({tag("table_path"): str(final), tag("reused"): "false"})
         if source_run_id and tracking is not None:
             link_table_to_run(tracking, source_run_id, str(final))
+        logger.info("latent table %s: %d rows at %.0f rows/s", final, rows, rate)
         return EncodeResult(str(final), rows, description["rows_per_split"], run.run_id, rate, False)

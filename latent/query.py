@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from latent.errors import LatentError
@@ -127,7 +126,7 @@ def neighbors(
     if metric not in ("cosine", "l2"):
         raise LatentError(f"--metric: expected cosine or l2, got {metric!r}")
     if k <= 0:
-        raise LatentError(f"--k: expected a positive integer, got {k}")
+        raise LatentError(f"--top-k: expected a positive integer, got {k}")
     con = connect(workspace)
     try:
         if table is not None:
@@ -174,6 +173,8 @@ def write_result(result: pa.Table, out: str | Path) -> Path:
     if suffix == ".parquet":
         pq.write_table(result, sink, compression="zstd")
     else:
+        import pyarrow.csv as pacsv
+
         columns = [
             pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())
             if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_struct(col.type)

@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from latent.progress import reporter
 from latent.tables import load_latent_arrays, open_latent_dataset, read_latent_table, read_table_info
 from latent.tracking import Tracking, latest_stage_run, stage_run, tag
 from latent.workspace import Workspace, atomic_write_text, publish_dir
+
+logger = logging.getLogger(__name__)
 
 REPORT_HTML = "report.html"
 COORDINATES = "coordinates.parquet"
@@ -742,4 +745,5 @@ def build_report(
             progress.advance("report", 1)
         finally:
             progress.finish("report")
+        logger.info("report %s", final / REPORT_HTML)
         return ReportResult(str(final), str(final / REPORT_HTML), str(final / COORDINATES), run_id, metrics)

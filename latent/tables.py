@@ -11,24 +11,24 @@ files after every publish (under a lock), so it can always be regenerated from w
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from filelock import FileLock
 
-from latent.data.arrow import arrow_to_vectors, vectors_to_arrow
 from latent.errors import DataError
 from latent.workspace import Workspace, atomic_write_bytes, is_temporary
+
+if TYPE_CHECKING:  # imported where used: `latent tables` and `latent query` read metadata and need neither
+    import numpy as np
+    import pyarrow.dataset as ds
 
 SCHEMA_VERSION = 1
 TABLE_JSON = "_table.json"
@@ -87,6 +87,10 @@ class LatentTableWriter:
         recon_error: np.ndarray,
         extra: dict[str, pa.Array] | None = None,
     ) -> None:
+        import numpy as np
+
+        from latent.data.arrow import vectors_to_arrow
+
         batch = pa.record_batch(
             [
                 ids,
@@ -161,6 +165,8 @@ def open_latent_dataset(path: str | Path) -> ds.Dataset:
     Lazy: files are opened as they are scanned. For a consistent snapshot while the table may be replaced, use
     `read_latent_table` or `load_latent_arrays`.
     """
+    import pyarrow.dataset as ds
+
     table = read_table_info(path)
     files = [str(p) for p in _table_files(table.path)]
     return ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(table.path))
@@ -236,6 +242,11 @@ def read_latent_table(path: str | Path, columns: list[str] | None = None):
 
 def load_latent_arrays(path: str | Path, splits: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """ids, split, label, z_mean (n, k), z_logvar (n, k), recon_error as arrays, ordered by id."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from latent.data.arrow import arrow_to_vectors
+
     _, table = _read_snapshot(Path(path), None)
     if splits:
         table = table.filter(pc.is_in(table.column("split"), pa.array(list(splits))))
@@ -311,14 +322,9 @@ def _catalog_rows(tables: list[LatentTable]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)
 
 
-@contextlib.contextmanager
-def _catalog_lock(workspace: Workspace) -> Iterator[None]:
-    with open(workspace.root / ".catalog.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _catalog_lock(workspace: Workspace) -> FileLock:
+    """One catalog writer at a time, across processes (an OS lock: released if its holder dies)."""
+    return FileLock(str(workspace.root / ".catalog.lock"))
 
 
 def refresh_catalog(workspace: Workspace) -> Path:
@@ -341,7 +347,7 @@ def read_catalog(workspace: Workspace) -> pa.Table:
         stale = True
     if stale:
         refresh_catalog(workspace)
-    return pq.read_table(path)
+    return pq.ParquetFile(path).read()  # one file: no pyarrow.dataset (and pandas) to import
 
 
 def now_utc() -> str:

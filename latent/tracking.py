@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import logging
 import os
 import shutil
 import socket
@@ -17,6 +17,8 @@ from typing import Any
 from latent.config import TrackingConfig
 from latent.errors import DataError
 from latent.workspace import Workspace
+
+logger = logging.getLogger(__name__)
 
 TAG_PREFIX = "latent."
 
@@ -62,14 +64,12 @@ def _store_init_lock(uri: str) -> Iterator[None]:
     if path is None:
         yield
         return
+    from filelock import FileLock
+
     lock_path = Path(path).with_name(Path(path).name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(str(lock_path)):
+        yield
 
 
 def setup_tracking(cfg: TrackingConfig, workspace: Workspace) -> Tracking:
@@ -100,10 +100,12 @@ OWNER_TAG = TAG_PREFIX + "owner"
 
 
 def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), so a reused pid is not taken for its owner."""
+    """The process's start time (psutil: Linux, macOS, Windows), so a reused pid is not taken for its owner."""
+    import psutil
+
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except psutil.Error:
         return ""
 
 
@@ -121,13 +123,11 @@ def owner_alive(owner: str) -> bool:
     pid_text, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return True
+    import psutil
+
     pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not psutil.pid_exists(pid):
         return False
-    except PermissionError:
-        pass
     return not start or _process_start(pid) in ("", start)
 
 
@@ -152,6 +152,7 @@ def mark_orphaned_runs(tracking: Tracking) -> list[str]:
             )
             client.set_terminated(run.info.run_id, "KILLED")
             marked.append(run.info.run_id)
+            logger.warning("marked run %s KILLED: its process %s is gone", run.info.run_id, run.data.tags[OWNER_TAG])
     return marked
 
 
@@ -329,6 +330,14 @@ def log_quarantine(tracking: Tracking, run_id: str, dataset_dir: Path, skipped: 
     if quarantine.is_file():
         client.log_artifact(run_id, str(quarantine), "preprocess")
     client.set_tag(run_id, tag("warning.skipped_files"), f"{skipped} files skipped; see preprocess/quarantine.parquet")
+
+
+def set_run_tags(tracking: Tracking, run_id: str, tags: dict[str, str]) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking.uri)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value[:5000])
 
 
 def link_table_to_run(tracking: Tracking, run_id: str, table_path: str) -> None:

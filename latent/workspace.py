@@ -88,13 +88,9 @@ def _owner_gone(name: str) -> bool:
     match = _OWNED.search(name)
     if match is None or match.group(2) != _HOST:
         return False
-    try:
-        os.kill(int(match.group(1)), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    return False
+    import psutil
+
+    return not psutil.pid_exists(int(match.group(1)))
 
 
 def sweep_stale(path: Path) -> list[Path]:

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from latent.tasks.stages import _COMMON
 from prefect import task
 
 from latent.config import Config
@@ -21,7 +22,6 @@ from latent.transfer import (
     source_model_config,
 )
 from latent.workspace import Workspace
-from tasks.stages import _COMMON
 
 
 @task(name="transfer-source", **_COMMON)

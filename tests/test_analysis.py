@@ -204,8 +204,15 @@ def test_interpolation_strip_ends_at_both_rows(library_run, space):
 
 def test_traversals_order_dimensions_by_kl(library_run, space):
     result = write_traversals(space, None, 2, 3, 5, library_run.workspace, None)
-    kl = np.asarray(result.facts["kl_per_dim"])
-    assert result.facts["dims_by_kl"] == list(np.argsort(-kl)[:3])
+    mu, logvar = space.codes["z_mean"].astype(np.float64), space.codes["z_logvar"].astype(np.float64)
+    expected_kl = (0.5 * (mu**2 + np.exp(logvar) - logvar - 1.0)).mean(axis=0)  # KL(N(mu, var) || N(0, 1))
+    np.testing.assert_allclose(result.facts["kl_per_dim"], expected_kl, rtol=1e-6)
+    assert result.facts["dims_by_kl"] == [int(d) for d in np.argsort(-expected_kl, kind="stable")[:3]]
+    points = pq.read_table(result.points_path).to_pydict()
+    for group, z in zip(points["group"], points["z"], strict=True):  # each strip moves along its own dimension only
+        anchor, dim = group.rsplit("/z", 1)
+        others = np.delete(np.asarray(z) - space.z_mean([anchor])[0], int(dim))
+        np.testing.assert_allclose(others, 0.0, atol=1e-5)
     assert len(result.facts["anchors"]) == 2
     pngs = sorted(p.name for p in (library_run.workspace.root / "analysis").glob("traversals-*/*.png"))
     assert pngs[:2] == ["traversal-0.png", "traversal-1.png"]

@@ -24,7 +24,7 @@ LATENT = Path(sys.executable).with_name("latent")
 
 def latent_cmd(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = clean_env(cwd / ".prefect")
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
+    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
     return subprocess.run(
         [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -160,7 +160,7 @@ def test_ui_serves_the_workspace_store_on_loopback(cli_run):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = clean_env(cwd / ".prefect")
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
+    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
     server = subprocess.Popen(
         [*command, "ui", "--port", str(port)],
         cwd=cwd,
@@ -208,7 +208,7 @@ def test_query_that_writes_is_refused_in_one_line(cli_run):
 
 def test_neighbors_and_tables_commands(cli_run):
     cwd, _ = cli_run
-    proc = latent_cmd("neighbors", "digits-00000", "--k", "5", cwd=cwd)
+    proc = latent_cmd("neighbors", "digits-00000", "-k", "5", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     assert len(re.findall(r"│ digits-\d{5} │", proc.stdout)) == 5
     proc = latent_cmd("tables", cwd=cwd)
@@ -287,3 +287,73 @@ def test_run_end_to_end_on_an_image_folder_skipping_a_bad_file(tmp_path):
     assert "preprocess/quarantine.parquet" in {a.path for a in client.list_artifacts(parent.info.run_id, "preprocess")}
     (table,) = (tmp_path / "workspace" / "latents").glob("*/*")
     assert sum(pq.read_metadata(p).num_rows for p in table.glob("split=*/*.parquet")) == 60
+
+
+def test_version_and_shell_completion():
+    proc = latent_cmd("--version", cwd=ROOT)
+    assert proc.returncode == 0 and re.fullmatch(r"latent \d+\.\d+\.\d+\S*\n", proc.stdout)
+    proc = latent_cmd("--help", cwd=ROOT)
+    assert "--install-completion" in proc.stdout and "--show-completion" in proc.stdout
+
+
+def test_preprocess_before_ingest_says_so_before_any_server_starts(tmp_path):
+    import time
+
+    started = time.perf_counter()
+    line = one_line_error(latent_cmd("preprocess", cwd=tmp_path))
+    assert "run `latent ingest` first" in line
+    assert time.perf_counter() - started < 10  # Prefect's temporary server alone takes ~10 s to start here
+
+
+@pytest.mark.parametrize("command", [["tables"], ["query", "SELECT 1"], ["neighbors", "x", "-k", "5"]])
+def test_analyst_commands_import_no_torch_mlflow_prefect_or_dask(tmp_path, command):
+    script = (
+        "import sys\n"
+        "from latent.flows.cli import main\n"
+        f"sys.argv = ['latent', *{command!r}, '--set', 'workspace={tmp_path / 'ws'}']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = {'torch', 'mlflow', 'prefect', 'dask', 'distributed', 'sklearn'} & set(sys.modules)\n"
+        "print('heavy:', sorted(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert proc.stdout.strip().endswith("heavy: []"), proc.stdout + proc.stderr
+
+
+def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            *([str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]),
+            "run",
+            "--set",
+            "train.epochs=50",
+        ],
+        cwd=tmp_path,
+        env=clean_env(tmp_path / ".prefect"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(8)  # mid start-up or mid-stage
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl+C does: the whole foreground group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("interrupted (Ctrl+C)"), stderr[-3000:]
+    assert "Traceback" not in stderr
+
+
+def test_the_library_log_lines_are_in_the_prefect_run_log(cli_run):
+    import sqlite3
+
+    cwd, proc = cli_run
+    (db,) = (cwd / ".prefect").rglob("prefect.db")  # the ephemeral server's store, kept in PREFECT_HOME
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT name, message FROM log WHERE name LIKE 'latent.%'").fetchall()
+    names = {name for name, _ in rows}
+    assert {"latent.encode", "latent.report"} <= names, rows
+    assert any(m.startswith("latent table ") for _, m in rows)
+    assert "Successfully registered model" not in proc.stderr + proc.stdout

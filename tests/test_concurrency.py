@@ -35,7 +35,7 @@ FAST_REPORT = ["report.map_points=500", "report.traversal_dims=2", "report.probe
 def concurrent(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("concurrent")
     workspace = cwd / "workspace"
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "flows.cli"]
+    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
     procs = {}
     for name, sets in RUNS.items():
         args = ["run", "--config", str(ROOT / "conf" / "default.yaml"), "--set", f"workspace={workspace}"]

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from latent.flows.cli import app
 from typer.testing import CliRunner
 
-from flows.cli import app
 from latent.models import create_model
 from latent.models.io import save_model_files
 from latent.tables import list_tables, load_latent_arrays, read_catalog

@@ -2,8 +2,8 @@
 
 import mlflow
 import pytest
+from latent.flows.pipeline import pipeline_flow
 
-from flows.pipeline import pipeline_flow
 from latent.errors import DataError
 from tests.conftest import small_config
 
@@ -59,7 +59,8 @@ def test_a_stage_without_its_inputs_fails_with_the_step_to_take(prefect_harness,
 
 
 def test_the_shipped_schedules_build_pipeline_and_transfer_deployments():
-    from flows.deployments import build_deployments
+    from latent.flows.deployments import build_deployments
+
     from tests.conftest import ROOT
 
     deployments = {d.name: d for d in build_deployments(ROOT / "conf" / "schedules.yaml")}

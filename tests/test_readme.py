@@ -28,7 +28,7 @@ def test_analyst_snippets_run_against_a_real_table(library_run, capsys):
 
 
 def test_every_cli_command_is_documented():
-    from flows.cli import app
+    from latent.flows.cli import app
 
     names = {c.name or c.callback.__name__ for c in app.registered_commands}
     assert names >= {"run", "ingest", "preprocess", "train", "encode", "report", "ui", "query", "neighbors", "tables"}

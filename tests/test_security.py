@@ -193,12 +193,12 @@ def test_a_checkpoint_carrying_pickled_code_is_refused_without_running_it(tmp_pa
 @pytest.mark.parametrize(("args", "host"), [([], "127.0.0.1"), (["--host", "0.0.0.0"], "0.0.0.0")])
 def test_latent_ui_binds_loopback_unless_told_otherwise(tmp_path, monkeypatch, args, host):
     """The command `latent ui` starts (tests/test_cli.py starts it for real and checks the listening socket)."""
-    import flows.cli
+    import latent.flows.cli
 
     started: list[list[str]] = []
-    monkeypatch.setattr(flows.cli.subprocess, "call", lambda cmd: started.append(cmd) or 0)
+    monkeypatch.setattr(latent.flows.cli, "_run_server", lambda cmd: started.append(cmd) or 0)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(flows.cli.app, ["ui", "--set", f"workspace={tmp_path / 'ws'}", *args])
+    result = CliRunner().invoke(latent.flows.cli.app, ["ui", "--set", f"workspace={tmp_path / 'ws'}", *args])
     assert result.exit_code == 0, result.stderr
     (cmd,) = started
     assert cmd[cmd.index("--host") + 1] == host

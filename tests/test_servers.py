@@ -230,3 +230,48 @@ def test_serve_registers_a_deployment_whose_schedule_produces_runs(servers):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def _group_alive(pgid: int) -> list[int]:
+    import psutil
+
+    alive = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    return alive
+
+
+def test_sigterm_to_latent_ui_stops_the_server_and_its_workers_and_frees_the_port(tmp_path):
+    import psutil
+
+    port = free_port()
+    ui = subprocess.Popen(
+        [str(BIN / "latent"), "ui", "--port", str(port), "--set", f"workspace={tmp_path / 'ws'}"],
+        cwd=tmp_path,
+        env=clean_env(tmp_path / ".prefect"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", ui)
+        family = psutil.Process(ui.pid).children(recursive=True)
+        assert len(family) >= 2  # mlflow's command line and the uvicorn it starts (and its workers)
+        ui.send_signal(signal.SIGTERM)  # to `latent ui` alone, as systemd or Docker would
+        assert ui.wait(timeout=60) == -signal.SIGTERM  # it ends by the signal, after stopping the server
+        _, alive = psutil.wait_procs(family, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+        server_group = family[0].pid
+        assert not _group_alive(server_group)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))  # the port is free again
+    finally:
+        if ui.poll() is None:
+            os.killpg(ui.pid, signal.SIGKILL)
+        for pid in _group_alive(ui.pid):
+            os.kill(pid, signal.SIGKILL)

@@ -201,10 +201,6 @@ def test_image_folder_png_and_jpeg_with_classes_resized_to_grayscale(tmp_path):
             lambda root: (root / "dogs" / "0.jpg").write_bytes((root / "dogs" / "0.jpg").read_bytes()[:40]),
             "dogs/0.jpg: not a readable image",
         ),
-        (
-            lambda root: Image.fromarray(np.zeros((5, 5), np.uint8)).save(root / "cats" / "small.png"),
-            "image size 5x5 differs from the folder's 12x10",
-        ),
     ],
 )
 def test_image_folder_bad_files_are_named(tmp_path, damage, fragment):
@@ -219,18 +215,98 @@ def test_image_folder_bad_files_are_named(tmp_path, damage, fragment):
 
 def test_image_folder_skip_quarantines_bad_files_and_goes_on(tmp_path):
     root = tmp_path / "imgs"
-    make_images(root)
+    make_images(root, n=10)
     (root / "cats" / "notes.txt").write_text("not an image")
     (root / "dogs" / "0.jpg").write_bytes(b"\xff\xd8\xff broken")
     _, pre, info = build(
         tmp_path, "dataset.source=image_folder", f"dataset.path={root}", "dataset.image.on_bad_file=skip"
     )
-    assert info.rows == 11 and pre.skipped == 2
+    assert info.rows == 19 and pre.skipped == 2  # 2 of 21 files: under the 10 % ceiling
     quarantine = pq.read_table(info.path / "quarantine.parquet").to_pylist()
     assert sorted(Path(q["file"]).name for q in quarantine) == ["0.jpg", "notes.txt"]
     assert all("not a readable image" in q["reason"] for q in quarantine)
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert len(manifest["skipped"]) == 2
+
+
+def make_photo_folder(root: Path) -> int:
+    """A folder as people have them: JPEG and PNG, RGB / L / RGBA / P / CMYK, sides 33 to 255 px, one photo
+    EXIF-rotated, three class folders, plus a truncated JPEG and a stray note. Returns the readable photos."""
+    rng = np.random.default_rng(1)
+    n = 0
+    for c, cls in enumerate(("birds", "cats", "dogs")):
+        (root / cls).mkdir(parents=True)
+        for i in range(8):
+            h, w = (int(v) for v in rng.integers(33, 256, 2))
+            img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            mode = ["RGB", "L", "RGBA", "P", "CMYK"][(i + c) % 5]
+            img = img.convert(mode)
+            if mode in ("RGBA", "P"):
+                img.save(root / cls / f"{i}.png")
+            elif i % 2:
+                exif = Image.Exif()
+                exif[0x0112] = 6  # rotated 90 degrees: stored sideways
+                img.save(root / cls / f"{i}.jpg", exif=exif)
+            else:
+                img.save(root / cls / f"{i}.jpg")
+            n += 1
+    cut = root / "dogs" / "cut.jpg"
+    Image.fromarray(rng.integers(0, 256, (80, 60, 3), dtype=np.uint8)).save(cut)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # truncated mid-scan, as an interrupted copy
+    (root / "birds" / "README.txt").write_text("photos from the garden\n")
+    return n
+
+
+def test_a_real_photo_folder_of_mixed_sizes_and_modes_keeps_every_readable_photo(tmp_path):
+    root = tmp_path / "photos"
+    readable = make_photo_folder(root)
+    _, pre, info = build(
+        tmp_path,
+        "dataset.source=image_folder",
+        f"dataset.path={root}",
+        "dataset.image.on_bad_file=skip",
+        "dataset.image.max_skipped_fraction=0.1",
+        "dataset.image.mode=null",
+    )
+    assert info.rows == readable == 24 and pre.skipped == 2
+    quarantine = pq.read_table(info.path / "quarantine.parquet").to_pylist()
+    assert sorted(Path(q["file"]).name for q in quarantine) == ["README.txt", "cut.jpg"]
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    image = manifest["image"]
+    side = image["size"][0]
+    assert image["size"] == [side, side] and 33 <= side <= 64 and image["mode"] == "rgb"
+    assert "median short side" in image["rule"] and "centre-cropped" in image["transform"]
+    assert info.shape == {"channels": 3, "height": side, "width": side}
+    assert f"{side}x{side} rgb" in pre.images
+
+
+def test_a_rotated_photo_is_stored_upright(tmp_path):
+    root = tmp_path / "imgs" / "a"
+    root.mkdir(parents=True)
+    pixels = np.zeros((20, 40), np.uint8)
+    pixels[:, :20] = 255  # left half white, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: the white half ends up on top
+    Image.fromarray(pixels).save(root / "0.png", exif=exif)
+    Image.fromarray(np.zeros((40, 20), np.uint8)).save(root / "1.png")
+    _, _, info = build(tmp_path, "dataset.source=image_folder", f"dataset.path={tmp_path / 'imgs'}")
+    assert info.shape == {"channels": 1, "height": 40, "width": 20}  # one size once upright: kept as it is
+    ids, x, _ = load_dataset_arrays(info.path)
+    upright = x[list(ids).index("a/0.png")].reshape(40, 20)
+    assert upright[:20].mean() > 0.9 and upright[20:].mean() < 0.1
+
+
+def test_more_unreadable_files_than_the_ceiling_fail_and_publish_nothing(tmp_path):
+    root = tmp_path / "imgs"
+    make_images(root, n=4)
+    for i in range(3):
+        (root / "cats" / f"note{i}.txt").write_text("not an image")
+    with pytest.raises(DataError) as err:
+        build(tmp_path, "dataset.source=image_folder", f"dataset.path={root}", "dataset.image.on_bad_file=skip")
+    message = str(err.value)
+    assert "3 of 11 files are not readable images" in message and "max_skipped_fraction (0.1)" in message
+    assert "note0.txt: not a readable image" in message and "\n" not in message
+    assert no_dataset_left(tmp_path)
 
 
 def test_empty_image_folder_is_an_error(tmp_path):

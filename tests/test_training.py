@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -268,3 +269,17 @@ def test_a_preset_extends_the_default_and_can_be_overridden(tmp_path):
     loop.write_text("extends: a.yaml\n")
     with pytest.raises(Exception, match="extends itself"):
         load_config(loop)
+
+
+def test_the_full_grid_conv_betatcvae_preset_builds_and_takes_a_step():
+    from latent.data.dataset import DatasetInfo
+    from latent.train import build_model
+
+    cfg = load_config(ROOT / "conf" / "shapes-conv-betatcvae.yaml")
+    assert cfg.dataset.shapes.n_samples is None and cfg.train.batch_size == 64 and cfg.model.latent_dim == 10
+    info = DatasetInfo(Path("shapes"), "v", 16, {"train": 16}, "", 64 * 64, {"channels": 1, "height": 64, "width": 64})
+    model = build_model(cfg.model, info)
+    model.control.dataset_size = 737_280
+    x = (torch.rand(16, 64 * 64) > 0.8).float()
+    out = model.train_step(x, model.configure_optimizers(1e-3, 0.0), cfg.train.grad_clip_norm)
+    assert out.finite and out.z_mean.shape == (16, 10) and {"mi", "tc", "dwkl"} <= set(out.terms)

@@ -6,9 +6,9 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from latent.flows.pipeline import pipeline_flow
+from latent.flows.transfer import transfer_flow
 
-from flows.pipeline import pipeline_flow
-from flows.transfer import transfer_flow
 from latent.config import ShiftConfig
 from latent.data.dataset import write_dataset_table
 from latent.errors import DataError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from latent.config import DatasetConfig
 from latent.data.arrow import vectors_to_arrow
 from latent.data.sources import get_source, plan_to_json
 from latent.workspace import Workspace, atomic_write_text, publish_dir, scratch_dir
+
+logger = logging.getLogger(__name__)
 
 RAW_FILE = "raw.parquet"
 RAW_ROW_GROUP = 256  # preprocessing distributes whole row groups to Dask workers
@@ -76,6 +79,7 @@ def ingest(dataset: DatasetConfig, workspace: Workspace, force: bool = False, sh
     with publish_dir(final, replace=True) as staging:
         plan = source.plan(staging, shard_rows)
         atomic_write_text(staging / plan_file.name, plan_to_json(plan, dataset, fingerprint))
+    logger.info("ingested %s: %s rows planned in %s", dataset.source, plan.rows, plan_file)
     return IngestResult(str(plan_file), fingerprint, int(plan.rows or 0), reused=False)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from latent.data.sources import Plan, Source, source_from_plan
 from latent.errors import DataError
 from latent.parallel import dask_client
 from latent.workspace import Workspace, atomic_write_text, publish_dir
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
@@ -45,6 +48,7 @@ class PreprocessResult:
     content_hash: str
     reused: bool
     skipped: int = 0
+    images: str = ""  # image folders: the size and mode every image was brought to, and why
 
 
 def dataset_version(fingerprint: str, cfg: PreprocessConfig) -> str:
@@ -173,6 +177,7 @@ def preprocess(
             manifest["content_hash"],
             reused=True,
             skipped=len(manifest.get("skipped", [])),
+            images=_describe_images(manifest.get("image")),
         )
     plan_file = Path(raw_path)
     if not plan_file.is_file():
@@ -214,6 +219,7 @@ def preprocess(
         kept = [r for r in results if r["rows"]]
         skipped = [s for r in results for s in r["skipped"]]
         n_rows = sum(r["rows"] for r in kept)
+        _check_skipped(source, skipped, n_rows + len(skipped))
         if n_rows == 0:
             why = f"; all {len(skipped)} files were skipped (see the reasons in the error log)" if skipped else ""
             raise DataError(f"{source.cfg.path or source.cfg.source}: no rows to preprocess{why}")
@@ -238,6 +244,7 @@ def preprocess(
             "schema": schema.to_string(show_schema_metadata=False),
             "shards": [{"file": r["file"], "rows": r["rows"], "sha256": r["sha256"]} for r in kept],
             "skipped": [{"file": f, "reason": why} for f, why in skipped],
+            **({"image": plan.info["image"]} if "image" in plan.info else {}),
             "preprocess": cfg.model_dump(mode="json"),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -255,4 +262,25 @@ def preprocess(
         stats = {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values}
         atomic_write_text(staging / STATS, json.dumps(stats, indent=2))
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
-    return PreprocessResult(str(final), version, n_rows, content_hash, reused=False, skipped=len(skipped))
+    logger.info("dataset %s: %d rows published in %s (%d files skipped)", version, n_rows, final, len(skipped))
+    return PreprocessResult(
+        str(final), version, n_rows, content_hash, False, len(skipped), _describe_images(manifest.get("image"))
+    )
+
+
+def _describe_images(image: dict | None) -> str:
+    if not image:
+        return ""
+    h, w = image["size"]
+    return f"{h}x{w} {image['mode']} ({image['rule']}); {image['transform']}"
+
+
+def _check_skipped(source, skipped: list[tuple[str, str]], files: int) -> None:
+    """on_bad_file: skip has a ceiling: more unreadable files than dataset.image.max_skipped_fraction fails."""
+    limit = source.cfg.image.max_skipped_fraction
+    if skipped and len(skipped) > limit * files:
+        first = "; ".join(why for _, why in skipped[:3])
+        raise DataError(
+            f"{source.cfg.path}: {len(skipped)} of {files} files are not readable images, more than "
+            f"dataset.image.max_skipped_fraction ({limit:g}); first: {first}"
+        )

@@ -245,6 +245,17 @@ def _link_outside(root: str | Path, path: str | Path) -> str | None:
     return f"{path}: a link to {real}, outside the folder {root}; only files inside dataset.path are read"
 
 
+GEOMETRY_SAMPLE = 1000  # image headers read at ingest to choose the folder's size and mode
+
+
+def _exif_rotated(img: Any) -> bool:
+    """Whether the EXIF orientation turns the image by 90 or 270 degrees (so height and width swap)."""
+    try:
+        return img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:
+        return False
+
+
 @register_source
 class ImageFolderSource(Source):
     name = "image_folder"
@@ -306,10 +317,8 @@ class ImageFolderSource(Source):
         index = {c: i for i, c in enumerate(classes)}
         entries = [[rel, index[p[0]] if len(p) > 1 else None] for (rel, _, _), p in zip(listing, parts_of, strict=True)]
         files = [root / rel for rel, _, _ in listing]
-        size = self.cfg.image.size
-        if size is None:  # the size and mode of the first readable image set the geometry
-            size, mode = self._first_geometry(root, files)
-        mode = self.cfg.image.mode or self._first_geometry(root, files)[1]
+        geometry = self._geometry(root, files)
+        size, mode = geometry["size"], geometry["mode"]
         channels = 3 if mode == "rgb" else 1
         parts = [entries[i : i + shard_rows] for i in range(0, len(entries), shard_rows)]
         return Plan(
@@ -317,27 +326,56 @@ class ImageFolderSource(Source):
             (channels, size[0], size[1]),
             1 / 255,
             None,
-            {"root": str(root), "classes": classes, "size": list(size), "mode": mode},
+            {"root": str(root), "classes": classes, "size": list(size), "mode": mode, "image": geometry},
         )
 
-    def _first_geometry(self, root: Path, files: list[Path]) -> tuple[list[int], str]:
+    def _geometry(self, root: Path, files: list[Path]) -> dict[str, Any]:
+        """The size and mode every image is brought to, and how, from the headers of up to GEOMETRY_SAMPLE files
+        spread evenly over the folder (Pillow reads only the header here; files it cannot open are ignored now and
+        quarantined or refused when decoded).
+
+        Size: `dataset.image.size` when set; else the folder's own size when every sampled image has it; else a
+        square of the median short side, capped at `max_side`. Mode: `dataset.image.mode`; null: rgb if any sampled
+        image is in colour. Images of another aspect ratio are centre-cropped (`fit: crop`) or stretched."""
         from PIL import Image
 
-        for f in files:
+        step = max(1, len(files) // GEOMETRY_SAMPLE)
+        sizes, modes = [], set()
+        for f in files[::step]:
             if f.is_symlink() and _link_outside(root, f):
                 continue
             try:
                 with Image.open(f) as img:
-                    return [img.height, img.width], ("rgb" if img.mode in ("RGB", "RGBA", "P") else "grayscale")
+                    height, width = img.height, img.width
+                    if _exif_rotated(img):
+                        height, width = width, height
+                    sizes.append((height, width))
+                    modes.add(img.mode)
             except Exception:
                 continue
-        raise DataError(f"dataset.path {root}: no readable image in the folder")
+        if not sizes:
+            raise DataError(f"dataset.path {root}: no readable image in the folder")
+        opts = self.cfg.image
+        found = sorted(set(sizes))
+        described = f"{len(found)} sizes, sides {min(min(s) for s in found)}-{max(max(s) for s in found)} px"
+        if opts.size is not None:
+            size, rule = list(opts.size), "dataset.image.size"
+        elif len(found) == 1:
+            size, rule = list(found[0]), "the folder's own size"
+        else:
+            side = min(opts.max_side, int(np.median([min(s) for s in sizes])))
+            size, rule = [side, side], f"median short side of {described}, capped at {opts.max_side}"
+        mode = opts.mode or ("rgb" if modes - {"1", "L", "LA", "I", "I;16", "F"} else "grayscale")
+        transform = "EXIF orientation applied, converted to " + ("RGB" if mode == "rgb" else "grayscale (L)")
+        if len(found) > 1 or found[0] != tuple(size):
+            how = "centre-cropped to the aspect ratio, then resized" if opts.fit == "crop" else "stretched"
+            transform += f", {how} to {size[0]}x{size[1]} (bilinear)"
+        return {"size": size, "mode": mode, "rule": rule, "transform": transform, "sizes_found": described}
 
     def read(self, partition: list) -> Rows:
         from PIL import Image, UnidentifiedImageError
 
         root, (height, width), mode = Path(self._info["root"]), self._info["size"], self._info["mode"]
-        keep_size, keep_mode = self.cfg.image.size is None, self.cfg.image.mode is None
         ids, images, labels, skipped = [], [], [], []
         for rel, label in partition:
             path = root / rel
@@ -347,21 +385,7 @@ class ImageFolderSource(Source):
                     raise DataError(outside)
                 with Image.open(path) as img:
                     img.load()
-                    native = "rgb" if img.mode in ("RGB", "RGBA", "P") else "grayscale"
-                    if keep_mode and native != mode:
-                        raise DataError(
-                            f"{path}: image mode {img.mode} differs from the folder's {mode} "
-                            "(set dataset.image.mode to convert)"
-                        )
-                    if keep_size and (img.height, img.width) != (height, width):
-                        raise DataError(
-                            f"{path}: image size {img.height}x{img.width} differs from the folder's "
-                            f"{height}x{width} (set dataset.image.size to resize)"
-                        )
-                    img = img.convert("RGB" if mode == "rgb" else "L")
-                    if (img.height, img.width) != (height, width):
-                        img = img.resize((width, height), Image.Resampling.BILINEAR)
-                    pixels = np.asarray(img, dtype=np.uint8)
+                    pixels = np.asarray(self._fitted(img, height, width, mode), dtype=np.uint8)
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError, DataError) as exc:
                 reason = str(exc) if isinstance(exc, DataError) else f"{path}: not a readable image ({exc})"
                 if self.cfg.image.on_bad_file == "error":
@@ -375,6 +399,16 @@ class ImageFolderSource(Source):
         x = np.stack(images) if images else np.zeros((0, height * width * (3 if mode == "rgb" else 1)), np.uint8)
         label_array = pa.array(labels, pa.int64())
         return Rows(ids, x, label_array, skipped=skipped)
+
+    def _fitted(self, img: Any, height: int, width: int, mode: str) -> Any:
+        from PIL import Image, ImageOps
+
+        img = ImageOps.exif_transpose(img).convert("RGB" if mode == "rgb" else "L")
+        if (img.height, img.width) == (height, width):
+            return img
+        if self.cfg.image.fit == "crop":
+            return ImageOps.fit(img, (width, height), Image.Resampling.BILINEAR)
+        return img.resize((width, height), Image.Resampling.BILINEAR)
 
     _info: ClassVar[dict] = {}
 

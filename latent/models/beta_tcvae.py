@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from latent.models.conv_vae import ConvVAE, ConvVAEConfig
 from latent.models.registry import register_model
 from latent.models.vae import VAE, VAEConfig
 
@@ -56,3 +57,18 @@ class BetaTCVAE(VAE):
         mi, tc, dwkl = decomposed_kl(z, mean, logvar, self.control.dataset_size)
         reg = c.alpha * mi + c.beta * tc + c.gamma * dwkl
         return self.control.kl_scale * reg, {"mi": mi, "tc": tc, "dwkl": dwkl}
+
+
+@dataclass
+class ConvBetaTCVAEConfig(ConvVAEConfig):
+    alpha: float = 1.0
+    beta: float = 6.0
+    gamma: float = 1.0
+
+
+@register_model("beta_tcvae_conv", ConvBetaTCVAEConfig)
+class ConvBetaTCVAE(ConvVAE):
+    """β-TCVAE's regulariser over the convolutional encoder and decoder (images)."""
+
+    config: ConvBetaTCVAEConfig
+    regulariser = BetaTCVAE.regulariser

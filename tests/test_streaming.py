@@ -1,0 +1,94 @@
+"""Streaming input: every train row exactly once per epoch across ranks and loader workers, in an order fixed by
+the seed; equal batch counts on every rank; resumed streaming training equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from latent.data.dataset import write_dataset_table
+from latent.data.stream import SplitStream, batch_sizes, choose_data_mode, iter_batches, split_units
+from latent.progress import set_reporter
+from latent.tracking import setup_tracking
+from latent.train import train
+from latent.workspace import Workspace
+from tests.test_training import _Interrupt, cfg_for
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory):
+    """1,000 rows whose single feature is the row number, in shards of 64 rows."""
+    ws = Workspace.at(tmp_path_factory.mktemp("stream") / "ws")
+    x = np.arange(1000, dtype=np.float32)[:, None].repeat(2, 1)
+    return write_dataset_table(ws, "numbered", x, shard_rows=64, val=0.2, test=0.1)
+
+
+def _epoch(units, epoch, world, workers, seed=0, batch=16):
+    per_rank = []
+    for rank in range(world):
+        ds = SplitStream(units, "train", batch, seed, True, rank, world, buffer_rows=96, batches_per_block=3)
+        ds.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)
+        per_rank.append([b[:, 0].int().tolist() for b in iter_batches(loader)])
+    return per_rank
+
+
+@pytest.mark.parametrize(("world", "workers"), [(1, 0), (2, 2), (3, 1)])
+def test_every_train_row_once_per_epoch_across_ranks_and_workers(numbered, world, workers):
+    info = numbered
+    units = split_units(info.path, "train")
+    assert len(units) > world and sum(u.rows for u in units) == info.splits["train"]
+    first = _epoch(units, 1, world, workers)
+    rows = sorted(r for rank in first for batch in rank for r in batch)
+    assert len(rows) == info.splits["train"] == len(set(rows))
+    assert len({len(rank) for rank in first}) == 1, "every rank delivers the same number of batches"
+    assert _epoch(units, 1, world, workers) == first, "the order is fixed by (seed, epoch)"
+    second = _epoch(units, 2, world, workers)
+    assert second != first and sorted(r for rank in second for b in rank for r in b) == rows
+    assert _epoch(units, 1, world, workers, seed=1) != first
+
+
+def test_the_shuffle_mixes_rows_across_row_groups(numbered):
+    info = numbered
+    (batches,) = _epoch(split_units(info.path, "train"), 1, 1, 0)
+    flat = [r for b in batches for r in b]
+    assert flat != sorted(flat)
+    # consecutive rows of a batch come from several 64-row shards
+    assert np.mean([len({r // 64 for r in b}) for b in batches]) > 2
+
+
+def test_batch_sizes_fill_exactly_the_steps_and_never_leave_an_empty_batch():
+    assert batch_sizes(100, 4, 32) == [32, 32, 32, 4]
+    assert batch_sizes(64, 3, 32) == [32, 31, 1]  # a rank one row short of its peers' third batch
+    assert sum(batch_sizes(719, 23, 32)) == 719
+
+
+def test_auto_holds_small_tables_in_memory_and_streams_large_ones():
+    assert choose_data_mode("auto", 1000, 64, 1) == "memory"
+    assert choose_data_mode("auto", 10**9, 4096, 1) == "stream"
+    assert choose_data_mode("memory", 10**9, 4096, 1) == "memory"
+
+
+def test_resumed_streaming_training_equals_an_uninterrupted_one(library_run, tmp_path):
+    dataset = library_run.preprocess.dataset_path
+    weights = {}
+    for name in ("straight", "interrupted"):
+        cfg = cfg_for(tmp_path / name, "train.epochs=4", "train.data=stream", "train.shuffle_buffer=256")
+        ws = Workspace.at(cfg.workspace)
+        tracking = setup_tracking(cfg.tracking, ws)
+        if name == "interrupted":
+            set_reporter(_Interrupt(after_epoch=2))
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    train(dataset, cfg.model, cfg.train, ws, tracking)
+            finally:
+                set_reporter(None)
+        result = train(dataset, cfg.model, cfg.train, ws, tracking)
+        assert result.resumed_from_epoch == (2 if name == "interrupted" else 0)
+        run = mlflow.MlflowClient(tracking.uri).get_run(result.run_id)
+        assert run.data.params["data_mode"] == "stream"
+        weights[name] = torch.load(f"{result.checkpoint_dir}/weights.pt", weights_only=True)
+    a, b = weights["straight"], weights["interrupted"]
+    assert all(torch.equal(a[k], b[k]) for k in a), "bit-identical"
