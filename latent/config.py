@@ -61,8 +61,21 @@ class ShapesOptions(StrictModel):
     seed: int = 0
 
 
+class TextOptions(StrictModel):
+    """dataset.source: text (latent/data/text.py): documents as bag-of-words counts over a train-split vocabulary."""
+
+    column: str = "text"  # CSV / Parquet / JSON Lines: the column of documents
+    label: str | None = None  # an optional integer or string label column (strings become class indices)
+    vocab_size: int = Field(default=2000, gt=0)  # the most frequent words of the train split
+    min_df: int = Field(default=2, gt=0)  # a word must occur in at least this many train documents
+    stop_words: Literal["english"] | None = "english"  # scikit-learn's English stop-word list, or none
+    on_bad_file: Literal["error", "skip"] = "error"  # non-UTF-8 or empty documents; skip: quarantine.parquet
+    n_documents: int = Field(default=3000, gt=0)  # the built-in corpus (no dataset.path): generated documents
+    seed: int = 0
+
+
 class DatasetConfig(StrictModel):
-    source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular"] = "digits"
+    source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular", "text"] = "digits"
     # default: from the path (`/x/my_photos` -> my-photos, `wdbc.csv` -> wdbc) or the source (digits, shapes)
     name: str = Field(default="digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     path: str | None = None  # image_folder: a folder; npz, tabular: a file or glob; idx: the images file
@@ -72,6 +85,7 @@ class DatasetConfig(StrictModel):
     image: ImageOptions = ImageOptions()
     tabular: TabularOptions = TabularOptions()
     shapes: ShapesOptions = ShapesOptions()
+    text: TextOptions = TextOptions()
 
     @model_validator(mode="before")
     @classmethod
@@ -119,7 +133,7 @@ class ModelConfig(StrictModel):
     name: str = "vae_mlp"
     latent_dim: int = Field(default=8, gt=0)
     hidden_dims: list[int] = Field(default_factory=lambda: [256, 128], min_length=1)
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    likelihood: Literal["bernoulli", "gaussian", "multinomial"] = "bernoulli"  # multinomial: word counts (prodlda)
     beta: float = Field(default=1.0, ge=0.0)
     # model-specific parameters, checked against the model's config class (e.g. capacity_max, gamma, channels)
     params: dict[str, float | int | str | bool | list[int]] = Field(default_factory=dict)

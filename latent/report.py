@@ -30,6 +30,7 @@ from latent.analysis.disentangle import evaluate_latent_space, factor_columns
 from latent.analysis.dr import fit_rows
 from latent.analysis.explore import LatentSpace, apply_vector, attribute_vector, kl_per_dim, traversal_codes
 from latent.analysis.figures import as_image, image_grid_png, pyplot
+from latent.analysis.modalities import TEXT_COLUMNS, domain_sections, domain_thumbnails
 from latent.config import ReportConfig, stable_hash
 from latent.data.dataset import DatasetInfo, read_dataset_info
 from latent.models.io import load_logged_model
@@ -163,6 +164,8 @@ def map_column(name: str, values: np.ndarray) -> dict:
     """A colour-by column for the map: categorical (levels + a code per point) or continuous (a value per point;
     null where missing)."""
     values = np.asarray(values)
+    if name in TEXT_COLUMNS:  # a document's start or a SMILES: shown beside the hovered point, not a colour
+        return {"name": name, "kind": "text", "values": [None if v is None else str(v) for v in values.tolist()]}
     if not _is_categorical(values):
         return {"name": name, "kind": "continuous", "values": [_number(float(v)) for v in values]}
     if values.dtype.kind in "fiub":
@@ -227,8 +230,15 @@ _MAP_SCRIPT = r"""
     "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
     "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39"];
   var projection = 0, colorBy = 0, pinned = null;
+  // a document's start (text) or a SMILES (molecules) goes into the hover box too, wrapped, without markup
+  var textColumn = data.columns.filter(function (c) { return c.kind === "text"; })[0];
+  var hoverIds = !textColumn ? data.ids : data.ids.map(function (id, i) {
+    var t = (textColumn.values[i] || "").replace(/</g, "\u2039").replace(/>/g, "\u203a");
+    return id + "<br>" + (t.match(/.{1,60}(\s|$)|\S+/g) || []).join("<br>");
+  });
 
   function valueOf(column, row) {
+    if (column.kind === "text") return column.values[row] === null ? "" : column.values[row];
     if (column.kind === "categorical") return column.levels[column.codes[row]];
     var v = column.values[row];
     return v === null ? "missing" : String(v);
@@ -256,7 +266,7 @@ _MAP_SCRIPT = r"""
     var all = data.ids.map(function (_, i) { return i; });
     function trace(rows, name, marker, value) {
       return {type: "scatter", mode: "markers", name: name, x: pick(rows, p.x), y: pick(rows, p.y),
-        customdata: rows, text: pick(rows, data.ids), marker: marker,
+        customdata: rows, text: pick(rows, hoverIds), marker: marker,
         hovertemplate: "%{text}<br>" + column.name + ": " + value + "<extra></extra>"};
     }
     if (column.kind === "categorical") {
@@ -288,7 +298,9 @@ _MAP_SCRIPT = r"""
     return Plotly.react(gd, traces(), layout, config);
   }
 
-  data.columns.forEach(function (column, i) { select.add(new Option(column.name, String(i))); });
+  data.columns.forEach(function (column, i) {
+    if (column.kind !== "text") select.add(new Option(column.name, String(i)));
+  });
   select.addEventListener("change", function () { colorBy = Number(select.value); draw(); });
   buttons.forEach(function (b, i) { b.addEventListener("click", function () { projection = i; draw(); }); });
   show(0);
@@ -636,7 +648,7 @@ def build_report(
                     "recon_error": codes["recon_error"][shown],
                     **_factor_columns(table.path, shown_ids),
                 },
-                thumbnails(space.inputs(shown_ids), geometry) if geometry else None,
+                thumbnails(space.inputs(shown_ids), geometry) if geometry else domain_thumbnails(space, shown_ids),
                 len(z),
             )
             extra_metrics: dict[str, float] = {}
@@ -693,6 +705,9 @@ def build_report(
 
                 if geometry:
                     sections += _generation_sections(space, cfg, kl, staging)
+                modality_sections, modality_metrics = domain_sections(space, cfg, kl, staging)
+                sections += modality_sections
+                extra_metrics.update(modality_metrics)
                 if cfg.disentanglement and factor_columns(table.path):
                     progress.advance("report", 0, "disentanglement")
                     scores = evaluate_latent_space(

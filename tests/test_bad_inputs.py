@@ -503,6 +503,19 @@ CASES = [
         "{data}/t.txt: expected a .csv or .parquet file",
         write("t.txt", "a,b\n1,2\n"),
     ),
+    # -- text documents
+    Case(
+        "text-not-utf8",
+        ("ingest", *sets("dataset.source=text", "dataset.path={data}/docs.csv")),
+        "{data}/docs.csv: row 1: not UTF-8",  # rows counted from 0 after the header
+        write("docs.csv", b'text\n"planet orbit"\n"caf\xe9 au lait"\n'),
+    ),
+    Case(
+        "text-missing-column",
+        ("ingest", *sets("dataset.source=text", "dataset.path={data}/docs.jsonl")),
+        "line 1 has no field 'text' (dataset.text.column)",
+        write("docs.jsonl", '{"body": "planet orbit"}\n'),
+    ),
     # -- a source that changed after it was ingested or preprocessed
     Case(
         "changed-source-after-ingest",
@@ -740,7 +753,7 @@ def test_bad_input_is_one_line_and_leaves_the_workspace_as_it_was(case, prepared
             case.cleanup(env)
 
 
-CASE_KIND_OF_SOURCE = {"image_folder": "images", "tabular": "csv", "npz": "npz", "idx": "idx"}
+CASE_KIND_OF_SOURCE = {"image_folder": "images", "tabular": "csv", "npz": "npz", "idx": "idx", "text": "text"}
 GENERATED_SOURCES = {"digits", "shapes"}  # built in: no user file to be wrong
 
 

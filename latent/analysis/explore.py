@@ -183,6 +183,12 @@ def _publish(
 ) -> AnalysisResult:
     """Write points.parquet, one PNG per grid (image data only) and analysis.json into
     <workspace>/analysis/<kind>-<hash of table, model and params>, atomically, then log it to MLflow."""
+    from latent.analysis.modalities import describe_decoded
+
+    if points is not None and (
+        words := describe_decoded(space.dataset.path, np.stack(points.column("x").to_numpy(zero_copy_only=False)))
+    ):
+        facts = {**facts, "decoded_top_words": words}  # text: each decoded point as its most probable words
     key = stable_hash({"kind": kind, "table": str(space.table.path), "model": space.model_uri, **params})[:12]
     final = workspace.root / "analysis" / f"{kind}-{key}"
     shape = space.image_shape

@@ -186,6 +186,10 @@ def preprocess(
             "run `latent ingest` first"
         )
     source, plan = source_from_plan(json.loads(plan_file.read_text()), plan_file.parent)
+    fit_on_train = getattr(source, "fit_on_train", None)  # a source whose encoding is learned (text: a vocabulary)
+    if fit_on_train is not None and plan.partitions:
+        plan_file = fit_on_train(plan_file, cfg.split)
+        source, plan = source_from_plan(json.loads(plan_file.read_text()), plan_file.parent)
     if not plan.partitions:
         raise DataError(f"{source.cfg.path or source.cfg.source}: the source has no rows")
     channels, height, width = plan.geometry
@@ -253,6 +257,8 @@ def preprocess(
         if skipped:
             quarantine = pa.table({"file": [f for f, _ in skipped], "reason": [w for _, w in skipped]})
             pq.write_table(quarantine, staging / QUARANTINE)
+        if plan.info.get("vocabulary"):
+            atomic_write_text(staging / "vocabulary.json", json.dumps(plan.info["vocabulary"]))
         stats = {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values}
         atomic_write_text(staging / STATS, json.dumps(stats, indent=2))
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))

@@ -691,3 +691,7 @@ def source_from_plan(plan: dict, plan_dir: Path) -> tuple[Source, Plan]:
     source._info = plan["info"]  # type: ignore[attr-defined]
     source._raw = str(plan_dir / plan["info"]["raw"]) if plan["info"].get("raw") else ""  # type: ignore[attr-defined]
     return source, Plan(plan["partitions"], tuple(plan["geometry"]), plan["scale"], plan["rows"], plan["info"])
+
+
+# sources in modules of their own register themselves when imported
+from latent.data import text as _text  # noqa: E402, F401

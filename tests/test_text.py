@@ -1,0 +1,106 @@
+"""Text end to end through `latent run`, its bad inputs, the analysis commands, and the topic metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from latent.analysis.topics import npmi_coherence, top_word_indices
+from tests.conftest import ROOT
+from tests.test_cli import latent_cmd, one_line_error
+
+FAST = ["train.epochs=3", "report.tsne_perplexity=10", "report.n_samples=8", "dataset.text.n_documents=300"]
+
+
+def test_npmi_is_one_for_words_that_always_co_occur_and_minus_one_for_words_that_never_do():
+    counts = np.array([[1, 1, 0, 0], [2, 1, 0, 0], [0, 0, 1, 1], [0, 0, 3, 1]])
+    assert npmi_coherence(np.array([[0, 1]]), counts)[0] == pytest.approx(1.0)
+    assert npmi_coherence(np.array([[0, 2]]), counts)[0] == pytest.approx(-1.0)
+    assert top_word_indices(np.array([[0.1, 0.9, 0.5]]), 2).tolist() == [[1, 2]]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("text")
+    (cwd / "conf").mkdir()
+    for name in ("default.yaml", "text-prodlda.yaml"):
+        (cwd / "conf" / name).write_text((ROOT / "conf" / name).read_text())
+    args = ["-c", "conf/text-prodlda.yaml", *(a for s in FAST for a in ("--set", s))]
+    proc = latent_cmd("run", *args, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return cwd, args
+
+
+def test_latent_run_on_text_reports_topics_against_lda(text_run):
+    cwd, _ = text_run
+    report = next((cwd / "workspace" / "reports").glob("*/metrics.json"))
+    metrics = json.loads(report.read_text())
+    for key in ("text_npmi_prodlda", "text_npmi_lda", "text_perplexity_prodlda", "text_perplexity_lda"):
+        assert np.isfinite(metrics[key]), key
+    assert -1 <= metrics["text_npmi_prodlda"] <= 1 and metrics["text_perplexity_prodlda"] > 1
+    page = (report.parent / "report.html").read_text()
+    assert "Topics: top words per latent dimension" in page and "Samples from the prior as their top words" in page
+    assert '"kind":"text"' in page  # the document start goes beside the hovered point
+    table = next((cwd / "workspace" / "latents").glob("*/*/split=test/*.parquet"))
+    previews = pq.read_table(table, columns=["text_preview"]).column("text_preview").to_pylist()
+    assert previews and all(0 < len(p) <= 200 for p in previews)
+    vocabulary = json.loads(next((cwd / "workspace" / "datasets").glob("*/vocabulary.json")).read_text())
+    assert "the" not in vocabulary and "planet" in vocabulary  # stop words out, topic words in
+
+
+def test_analysis_commands_work_on_a_text_table(text_run):
+    cwd, args = text_run
+    table = next((cwd / "workspace" / "latents").glob("*/*/split=test/*.parquet"))
+    ids = pq.read_table(table, columns=["id"]).column("id").to_pylist()[:2]
+    for command in (
+        ["interpolate", "--from", ids[0], "--to", ids[1], "--steps", "4"],
+        ["traverse", "--dims", "2", "--anchors", "1", "--steps", "3"],
+        ["neighbors", ids[0], "--k", "3"],
+        ["probe", "--budgets", "10,all"],
+        ["arithmetic", "--plus", "label = 1", "--minus", "label = 0", "--rows", "2"],
+    ):
+        proc = latent_cmd(*command, *args, cwd=cwd)
+        assert proc.returncode == 0, (command, proc.stderr)
+    analysis = next((cwd / "workspace" / "analysis").glob("interpolation-*/analysis.json"))
+    assert len(json.loads(analysis.read_text())["decoded_top_words"]) == 4
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_a_document_that_is_not_utf8_is_one_line_or_quarantined(tmp_path):
+    (tmp_path / "conf").mkdir()
+    for name in ("default.yaml", "text-prodlda.yaml"):
+        (tmp_path / "conf" / name).write_text((ROOT / "conf" / name).read_text())
+    rows = b"text,label\n" + b"".join(b'"planet orbit rocket star moon %d",1\n' % i for i in range(40))
+    rows += b'"caf\xe9 latin-1 text",0\n' + b'"",0\n'
+    _write(tmp_path / "docs.csv", rows)
+    base = ["-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.csv", "--set", "dataset.text.label=label"]
+    line = one_line_error(latent_cmd("ingest", *base, cwd=tmp_path))
+    assert "docs.csv: row 40: not UTF-8" in line and "on_bad_file: skip" in line
+    skip = [*base, "--set", "dataset.text.on_bad_file=skip", "--set", "dataset.text.min_df=1"]
+    assert latent_cmd("ingest", *skip, cwd=tmp_path).returncode == 0
+    proc = latent_cmd(
+        "preprocess", *base, "--set", "dataset.text.on_bad_file=skip", "--set", "dataset.text.min_df=1", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    quarantine = pq.read_table(next((tmp_path / "workspace" / "datasets").glob("*/quarantine.parquet")))
+    reasons = quarantine.column("reason").to_pylist()
+    assert len(reasons) == 2 and any("not UTF-8" in r for r in reasons) and any("empty" in r for r in reasons)
+
+
+def test_a_missing_text_column_names_the_file_and_the_key(tmp_path):
+    (tmp_path / "conf").mkdir()
+    for name in ("default.yaml", "text-prodlda.yaml"):
+        (tmp_path / "conf" / name).write_text((ROOT / "conf" / name).read_text())
+    _write(tmp_path / "docs.jsonl", b'{"body": "planet orbit"}\n')
+    line = one_line_error(
+        latent_cmd("ingest", "-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.jsonl", cwd=tmp_path)
+    )
+    assert "docs.jsonl: line 1 has no field 'text' (dataset.text.column)" in line
