@@ -459,11 +459,15 @@ CASES = [
         "{data}/images/a/1.png: not a readable image",
         corrupt_image,
     ),
-    Case(
-        "images-mixed-sizes",
-        ("run", *PIPELINE, *folder()),
-        "image size 10x10 differs from the folder's 8x8 (set dataset.image.size to resize)",
-        write_images(("a/0.png", (8, 8)), ("a/1.png", (10, 10))),
+    Case(  # mixed sizes are not bad input (they are brought to one size); too many unreadable files are
+        "images-too-many-unreadable",
+        ("run", *PIPELINE, *folder("dataset.image.on_bad_file=skip")),
+        "2 of 3 files are not readable images, more than dataset.image.max_skipped_fraction (0.1)",
+        lambda env: (
+            write_images(("a/0.png", (8, 8)))(env),
+            write("images/a/notes.txt", "not an image")(env),
+            write("images/b/readme.md", "# not an image")(env),
+        ),
     ),
     Case(
         "csv-non-numeric-feature",
