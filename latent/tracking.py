@@ -413,6 +413,7 @@ def log_table_input(run: StageRun, table_path: str | Path, name: str | None, ver
     if not run.enabled:
         return
     import mlflow
+    import pyarrow as pa
     import pyarrow.parquet as pq
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
@@ -420,7 +421,10 @@ def log_table_input(run: StageRun, table_path: str | Path, name: str | None, ver
 
     path = Path(table_path)
     first = next(iter(sorted(path.rglob("*.parquet"))), None) if path.is_dir() else path
-    schema = pq.read_schema(first) if first is not None and first.is_file() else None
+    try:
+        schema = pq.read_schema(first) if first is not None and first.is_file() else None
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{first}: cannot be read ({exc}); rebuild it with `latent preprocess --force`") from None
     cols = []
     for f in schema or []:
         t = str(f.type)

@@ -478,12 +478,17 @@ class GradientMonitor:
 
         encoder = trainable(model.encoder) + trainable(getattr(model, "to_mean", None))
         encoder += trainable(getattr(model, "to_logvar", None))
-        groups = {"encoder": encoder, "decoder": trainable(model.decoder)}
+        # a model without a `decoder` module (ProdLDA decodes through its topic matrix): everything not encoder
+        decoder = getattr(model, "decoder", None)
+        inside = {id(p) for p in encoder} | {id(p) for p in trainable(getattr(model, "discriminator", None))}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in inside]
+        groups = {"encoder": encoder, "decoder": trainable(decoder) if decoder is not None else rest}
         if getattr(model, "discriminator", None) is not None:
             groups["discriminator"] = trainable(model.discriminator)
         weighted = lambda m: [x for x in m.modules() if getattr(x, "weight", None) is not None]  # noqa: E731
         groups["first_layer"] = trainable(weighted(model.encoder)[0])
-        groups["last_layer"] = trainable(weighted(model.decoder)[-1])
+        last = weighted(decoder)[-1] if decoder is not None else None
+        groups["last_layer"] = trainable(last) if last is not None else groups["decoder"][-1:]
         self.names = list(groups)
         self.groups = list(groups.values())
         self.totals: torch.Tensor | None = None

@@ -284,7 +284,7 @@ def test_a_link_out_of_an_image_folder_is_refused(tmp_path, linked_folder):
 
 def test_with_skip_links_out_of_the_folder_are_quarantined_and_links_inside_are_read(tmp_path, linked_folder):
     images, _ = linked_folder
-    cfg = _folder_config(tmp_path, images, "dataset.image.on_bad_file=skip")
+    cfg = _folder_config(tmp_path, images, "dataset.image.on_bad_file=skip", "dataset.image.max_skipped_fraction=0.5")
     ws = Workspace.at(cfg.workspace)
     ing = ingest(cfg.dataset, ws)
     pre = preprocess(ing.raw_path, ing.fingerprint, cfg.preprocess, DaskConfig(n_workers=1), ws)

@@ -59,7 +59,7 @@ def test_analysis_commands_work_on_a_text_table(text_run):
     for command in (
         ["interpolate", "--from", ids[0], "--to", ids[1], "--steps", "4"],
         ["traverse", "--dims", "2", "--anchors", "1", "--steps", "3"],
-        ["neighbors", ids[0], "--k", "3"],
+        ["neighbors", ids[0], "-k", "3"],
         ["probe", "--budgets", "10,all"],
         ["arithmetic", "--plus", "label = 1", "--minus", "label = 0", "--rows", "2"],
     ):

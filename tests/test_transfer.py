@@ -74,8 +74,8 @@ def test_transfer_flow_runs_three_approaches_in_one_parent_run(transfer_run):
         assert key in parent.data.metrics
     assert parent.data.metrics["mmd_before"] > 0.01  # inverted digits are a real shift for the source model
     children = client.search_runs([result["experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    names = sorted(r.info.run_name for r in children)
-    assert names.count("adapt") == 1 and names.count("scratch") == 1 and names.count("encode") == 5
+    kinds = sorted(r.info.run_name.split(" · ")[0] for r in children)  # "adapt · digits · vae_mlp"
+    assert kinds.count("adapt") == 1 and kinds.count("scratch") == 1 and kinds.count("encode") == 5
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "transfer")}
     assert {"transfer/transfer_accuracy.png", "transfer/transfer.html"} <= artifacts
 
@@ -85,7 +85,7 @@ def test_the_adapted_model_starts_from_the_source_weights(transfer_run):
 
     cfg, result = transfer_run
     client = mlflow.MlflowClient(result["tracking_uri"])
-    (adapt,) = client.search_runs([result["experiment_id"]], "attributes.run_name = 'adapt'")
+    (adapt,) = client.search_runs([result["experiment_id"]], "attributes.run_name LIKE 'adapt ·%'")
     assert adapt.data.tags["latent.init_model_uri"] == result["source"]["model_uri"]
     from latent.tracking import setup_tracking
     from latent.train import train
