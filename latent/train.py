@@ -64,6 +64,7 @@ VANISHING_RATIO = 1e-3
 # overfitting: over this many epochs the relative generalisation gap (val - train) / train rose (least-squares
 # slope > 0) while the train loss fell, and the gap ended above OVERFIT_MIN_GAP
 OVERFIT_WINDOW = 10
+GRAD_SAMPLE_EVERY = 16  # gradient norms are averaged over every 16th step of an epoch (the first included)
 GAP_TRAIN_ROWS = 2048  # train rows scored each epoch, as validation scores its rows, for the generalisation gap
 OVERFIT_MIN_GAP = 0.05
 
@@ -493,8 +494,12 @@ class GradientMonitor:
         self.groups = list(groups.values())
         self.totals: torch.Tensor | None = None
         self.steps = 0
+        self.calls = 0
 
     def step(self) -> None:
+        self.calls += 1
+        if (self.calls - 1) % GRAD_SAMPLE_EVERY:  # a sample of the steps: the norms cost a pass over every gradient
+            return
         norms = torch.stack(
             [
                 torch.nn.utils.get_total_norm([p.grad for p in group if p.grad is not None]).float()
@@ -508,7 +513,7 @@ class GradientMonitor:
         if self.totals is None:
             return {}
         means = dict(zip(self.names, (self.totals / self.steps).tolist(), strict=True))
-        self.totals, self.steps = None, 0
+        self.totals, self.steps, self.calls = None, 0, 0
         first, last = means.pop("first_layer"), means.pop("last_layer")
         metrics = {f"grad_norm_{k}": v for k, v in means.items()}
         metrics["grad_ratio_first_last"] = first / last if last > 0 else float("nan")
