@@ -27,23 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.faults import latent_command, subprocess_env  # noqa: E402
+
 SHAPES_MODEL = ["model.latent_dim=10", "model.hidden_dims=[256,128]", "train.batch_size=128"]
-
-
-def _latent() -> list[str]:
-    script = Path(sys.executable).with_name("latent")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "latent.flows.cli"]
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
-    env.update(
-        PREFECT_HOME=str(home / ".prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="1",
-    )
-    return env
 
 
 def _tree_rss(root) -> int:
@@ -81,7 +67,7 @@ def peak_rss(command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, f
 
 
 def memory_part(workspace: Path, full_rows: int | None, subset_rows: int) -> None:
-    env = _env(workspace.parent)
+    env = subprocess_env(workspace.parent)
     peaks = {}
     for label, rows in (("subset", subset_rows), ("full", full_rows)):
         n = "null" if rows is None else str(rows)
@@ -90,11 +76,13 @@ def memory_part(workspace: Path, full_rows: int | None, subset_rows: int) -> Non
         args = [a for s in sets for a in ("--set", s)]
         t0 = time.monotonic()
         for stage in ("ingest", "preprocess"):
-            subprocess.run([*_latent(), stage, *args], env=env, cwd=workspace.parent, check=True, capture_output=True)
+            subprocess.run(
+                [*latent_command(), stage, *args], env=env, cwd=workspace.parent, check=True, capture_output=True
+            )
         prep = time.monotonic() - t0
         train_sets = ["train.epochs=1", "train.data=stream", "tracking.registered_model=null", "train.seed=0"]
         peak, seconds = peak_rss(
-            [*_latent(), "train", "--force", *args, *(a for s in train_sets for a in ("--set", s))],
+            [*latent_command(), "train", "--force", *args, *(a for s in train_sets for a in ("--set", s))],
             env,
             workspace.parent,
         )
