@@ -444,14 +444,15 @@ def transfer(
 
 
 def _show(result: Any, title: str, limit: int) -> None:
-    """An Arrow table in the terminal: the first `limit` rows, floats rounded, vectors abbreviated."""
+    """A result's first rows in the terminal (latent.query.Rows), floats rounded, vectors abbreviated."""
     from rich.table import Table
     from rich.text import Text
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return f"{value:.6g}"
-        if isinstance(value, list):
+        if isinstance(value, list | tuple):  # DuckDB gives FLOAT[k] arrays as tuples, lists as lists
+            value = list(value)
             shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in value[:4])
             return f"[{shown}{', …' if len(value) > 4 else ''}]"
         return "" if value is None else str(value)
@@ -460,7 +461,7 @@ def _show(result: Any, title: str, limit: int) -> None:
     table = Table(title=Text(title))
     for name in result.column_names:
         table.add_column(Text(name), overflow="fold")
-    for row in result.slice(0, limit).to_pylist():
+    for row in result.to_pylist()[:limit]:
         table.add_row(*(Text(cell(row[name])) for name in result.column_names))
     out.print(table)
     if result.num_rows > limit:
@@ -468,9 +469,14 @@ def _show(result: Any, title: str, limit: int) -> None:
 
 
 def _workspace(config: Path | None, sets: list[str] | None):
+    """The workspace of the analyst commands: only the config's `workspace` key is read (no pydantic models to
+    build, so `latent tables`, `query` and `neighbors` answer at once); the rest is checked by the commands
+    that use it."""
+    from latent.config_files import DEFAULT_CONFIG_PATH, workspace_setting
     from latent.workspace import Workspace
 
-    return Workspace.at(_load(config, sets, check_models=False).workspace)
+    path = config if config is not None else (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
+    return Workspace.at(workspace_setting(path, sets or []))
 
 
 @app.command()
@@ -487,13 +493,15 @@ def query(
     """SQL over the latent tables: a view per table, `latents` (the newest) and `catalog`. Read-only."""
     _quiet_environment(debug)
     try:
-        from latent.query import run_query, write_result
+        from latent.query import preview_query, run_query, write_result
 
-        result = run_query(_workspace(config, set_), sql)
+        workspace = _workspace(config, set_)
         if out_file is not None:
+            result = run_query(workspace, sql)
             write_result(result, out_file)
             out.print(f"{result.num_rows} rows written to {out_file}", highlight=False)
             return
+        result = preview_query(workspace, sql, limit)
     except Exception as exc:
         _fail(exc, debug)
         return
@@ -515,7 +523,7 @@ def neighbors(
     """The rows nearest to ID in latent space (z_mean), with their labels."""
     _quiet_environment(debug)
     try:
-        from latent.query import neighbors as find_neighbors
+        from latent.query import preview_neighbors as find_neighbors
 
         result = find_neighbors(_workspace(config, set_), row_id, top_k, metric, table)
     except Exception as exc:
@@ -530,18 +538,19 @@ def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = Fals
     _quiet_environment(debug)
     try:
         from latent.query import view_names
-        from latent.tables import list_tables, read_catalog
+        from latent.tables import catalog_records, list_tables
 
         workspace = _workspace(config, set_)
-        catalog = read_catalog(workspace)
-        views = {str(t.path): name for name, t in view_names(list_tables(workspace)).items()}
+        published = list_tables(workspace)
+        catalog = catalog_records(published)
+        views = {str(t.path): name for name, t in view_names(published).items()}
     except Exception as exc:
         _fail(exc, debug)
         return
-    if catalog.num_rows == 0:
+    if not catalog:
         out.print("no latent tables yet; run `latent run`")
         return
-    for i, row in enumerate(catalog.to_pylist()):
+    for i, row in enumerate(catalog):
         view = views.get(row["table_path"], "")
         newest = "  [dim](latents)[/]" if i == 0 else ""
         out.print(

@@ -19,11 +19,15 @@ from pydantic import (
     model_validator,
 )
 
+from latent.config_files import (  # DEFAULT_CONFIG_PATH and parse_override stay importable from here
+    DEFAULT_CONFIG_PATH,  # noqa: F401
+    DEFAULT_WORKSPACE,
+    find_config,
+    parse_override,  # noqa: F401
+    read_config_tree,
+)
+from latent.config_files import one_line as _one_line
 from latent.errors import ConfigError
-
-DEFAULT_CONFIG_PATH = Path("conf/default.yaml")
-PRESETS_PACKAGE = "latent.conf"  # the repository's conf/, installed with the package
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class StrictModel(BaseModel):
@@ -124,8 +128,8 @@ class DaskConfig(StrictModel):
 
 
 def _check_models(info: ValidationInfo) -> bool:
-    """Model names and params are checked against the model registry, which imports torch; commands that only
-    read the workspace (`latent tables`, `query`, `neighbors`) validate everything else and skip that."""
+    """Model names and params are checked against the model registry, which imports torch; `load_config(...,
+    check_models=False)` validates everything else and skips that."""
     return not (isinstance(info.context, dict) and info.context.get("check_models") is False)
 
 
@@ -284,7 +288,7 @@ class TransferConfig(StrictModel):
 
 
 class Config(StrictModel):
-    workspace: str = "./workspace"
+    workspace: str = DEFAULT_WORKSPACE
     dataset: DatasetConfig = DatasetConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     dask: DaskConfig = DaskConfig()
@@ -328,33 +332,6 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """`a.b.c=value` -> (["a", "b", "c"], value); the value is read as YAML (so 5 is an int, null is None)."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {text}: expected dotted.key=value, e.g. --set train.epochs=5")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text}: the value is not valid YAML ({_one_line(exc)})") from None
-    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-        value = float(value)  # YAML 1.1 reads 1e6 or 3E-4 as strings; on a command line they mean numbers
-    return key.split("."), value
-
-
-def _set_path(tree: dict[str, Any], path: list[str], value: Any, origin: str) -> None:
-    node = tree
-    for i, part in enumerate(path[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            raise ConfigError(f"{origin}: {'.'.join(path[: i + 1])} is a value, not a section")
-        node = child
-    node[path[-1]] = value
-
-
 def load_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), check_models: bool = True
 ) -> Config:
@@ -363,69 +340,11 @@ def load_config(
     Any problem raises ConfigError with one line naming the file or override, the key and what was expected.
     check_models=False leaves out the model registry's checks of model.name and model.params (they import torch).
     """
-    source = "built-in defaults"
-    tree: dict[str, Any] = {}
-    if path is not None:
-        source = str(path)
-        tree = _read_tree(find_config(path), ())
-
-    origins: dict[tuple[str, ...], str] = {}
-    for text in overrides:
-        keys, value = parse_override(text)
-        _set_path(tree, keys, value, f"--set {text}")
-        origins[tuple(keys)] = f"--set {text}"
-
+    tree, source, origins = read_config_tree(path, overrides)
     try:
         return Config.model_validate(tree, context={"check_models": check_models})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, origins)) from None
-
-
-def find_config(name_or_path: str | Path) -> Path:
-    """A config or schedules file: an existing path as given, else a bare name (`digits-conv`, `default.yaml`,
-    `schedules`) is the preset of that name shipped with the package; anything else is returned as given."""
-    path = Path(name_or_path)
-    if path.is_file() or path.parent != Path("."):
-        return path
-    from importlib.resources import files
-
-    shipped = files(PRESETS_PACKAGE)
-    for candidate in (path.name, f"{path.name}.yaml"):
-        if candidate.endswith(".yaml") and shipped.joinpath(candidate).is_file():
-            return Path(str(shipped.joinpath(candidate)))
-    return path
-
-
-def _read_tree(file: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
-    """A config file as a dict; `extends: other.yaml` (relative to the file) merges this file over that one."""
-    source = str(file)
-    if not file.is_file():
-        raise ConfigError(f"{source}: config file not found")
-    if file.resolve() in chain:
-        raise ConfigError(f"{source}: extends itself through {' -> '.join(str(p) for p in chain)}")
-    try:
-        loaded = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({_one_line(exc)})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot be read ({exc})") from None
-    if loaded is None:
-        loaded = {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
-    base = loaded.pop("extends", None)
-    if base is None:
-        return loaded
-    if not isinstance(base, str):
-        raise ConfigError(f"{source}: extends: expected a file name, got {base!r}")
-    return _merge(_read_tree(file.parent / base, (*chain, file.resolve())), loaded)
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def _describe(exc: ValidationError, source: str, origins: dict[tuple[str, ...], str]) -> str:
@@ -467,10 +386,6 @@ def _allowed_keys(section: tuple[str, ...]) -> list[str]:
             return []
         model = annotation
     return list(model.model_fields)
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
 
 
 # ---- schedules: deployments that `latent serve` registers ----------------------------------------------------

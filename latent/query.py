@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from latent.errors import LatentError
-from latent.tables import CATALOG, LatentTable, list_tables, read_catalog, read_table_info
+from latent.tables import CATALOG, LatentTable, list_tables, read_table_info, refresh_catalog
 from latent.workspace import Workspace, atomic_write_bytes
+
+if TYPE_CHECKING:  # pyarrow only where an Arrow result is asked for: the CLI's previews import DuckDB alone
+    import pyarrow as pa
 
 READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
 _SQL_GAP = r"(?:\s|/\*.*?\*/|--[^\n]*(?:\n|$))*"  # whitespace and comments
@@ -66,7 +68,7 @@ def connect(workspace: Workspace) -> Any:
         con.execute(f"CREATE VIEW {name} AS {_view_sql(table)}")
     if tables:
         con.execute(f"CREATE VIEW latents AS SELECT * FROM {next(iter(names))}")
-        read_catalog(workspace)
+        _ensure_catalog(con, workspace, len(tables))
         con.execute(f"CREATE VIEW catalog AS SELECT * FROM read_parquet({_literal(str(workspace.root / CATALOG))})")
     root = _literal(str(workspace.root))
     con.execute(f"SET temp_directory = {_literal(str(workspace.root / '.duckdb-tmp'))}")
@@ -76,10 +78,59 @@ def connect(workspace: Workspace) -> Any:
     return con
 
 
-def _arrow(relation: Any) -> pa.Table:
+def _ensure_catalog(con: Any, workspace: Workspace, tables: int) -> None:
+    """Rebuild `catalog.parquet` if a table was published without it (an interrupted run) or it is damaged;
+    the check reads the file's row count through DuckDB, so a current catalog costs no pyarrow import."""
+    import duckdb
+
+    path = workspace.root / CATALOG
+    try:
+        current = path.is_file() and con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone() == (
+            tables,
+        )
+    except duckdb.Error:
+        current = False
+    if not current:
+        refresh_catalog(workspace)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The first rows of a result as Python values, with the result's column names and full row count: what the
+    command line shows, fetched without pyarrow."""
+
+    column_names: list[str]
+    rows: list[tuple]
+    num_rows: int
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.column_names, row, strict=True)) for row in self.rows]
+
+
+def _arrow(con: Any, sql: str, params: list | None = None) -> pa.Table:
+    import pyarrow as pa
+
+    relation = con.sql(sql, params=params)
+    if relation is None:  # not a query
+        return pa.table({})
     to_table = getattr(relation, "to_arrow_table", None) or relation.arrow
     result = to_table()
     return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+
+
+def _preview(limit: int) -> Callable[..., Rows]:
+    """A fetch that keeps the first `limit` rows and counts the rest, in chunks (memory bounded by the chunk)."""
+
+    def fetch(con: Any, sql: str, params: list | None = None) -> Rows:
+        cursor = con.execute(sql, params)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchmany(limit) if limit > 0 and columns else []
+        total = len(rows)
+        while columns and (chunk := cursor.fetchmany(10_000)):
+            total += len(chunk)
+        return Rows(columns, rows, total)
+
+    return fetch
 
 
 def _check_read_only(con: Any, sql: str) -> None:
@@ -103,14 +154,22 @@ def _check_read_only(con: Any, sql: str) -> None:
 
 def run_query(workspace: Workspace, sql: str) -> pa.Table:
     """Run one read-only statement over the workspace's tables and return the result as an Arrow table."""
+    return _query(workspace, sql, _arrow)
+
+
+def preview_query(workspace: Workspace, sql: str, limit: int) -> Rows:
+    """`run_query`, keeping the first `limit` rows as Python values and the row count (the CLI's view)."""
+    return _query(workspace, sql, _preview(limit))
+
+
+def _query(workspace: Workspace, sql: str, fetch: Callable[..., Any]) -> Any:
     import duckdb
 
     con = connect(workspace)
     try:
         _check_read_only(con, sql)
         try:
-            relation = con.sql(sql)
-            return _arrow(relation) if relation is not None else pa.table({})
+            return fetch(con, sql)
         except duckdb.Error as exc:
             raise LatentError(f"query: {_first_line(exc)}") from None
     finally:
@@ -121,6 +180,19 @@ def neighbors(
     workspace: Workspace, row_id: str, k: int = 10, metric: str = "cosine", table: str | Path | None = None
 ) -> pa.Table:
     """The k rows nearest to row_id in z_mean (cosine distance or Euclidean), nearest first, without row_id."""
+    return _neighbors(workspace, row_id, k, metric, table, _arrow)
+
+
+def preview_neighbors(
+    workspace: Workspace, row_id: str, k: int = 10, metric: str = "cosine", table: str | Path | None = None
+) -> Rows:
+    """`neighbors` as Python values (the CLI's view, without pyarrow)."""
+    return _neighbors(workspace, row_id, k, metric, table, _preview(k))
+
+
+def _neighbors(
+    workspace: Workspace, row_id: str, k: int, metric: str, table: str | Path | None, fetch: Callable[..., Any]
+) -> Any:
     import duckdb
 
     if metric not in ("cosine", "l2"):
@@ -147,7 +219,7 @@ def neighbors(
             found = con.sql(f"SELECT count(*) FROM {con_view} WHERE id = ?", params=[row_id]).fetchall()[0][0]
             if found == 0:
                 raise LatentError(f"id {row_id!r} is not in the table")
-            return _arrow(con.sql(sql, params=[row_id, row_id, k]))
+            return fetch(con, sql, [row_id, row_id, k])
         except duckdb.Error as exc:
             raise LatentError(f"neighbors: {_first_line(exc)}") from None
     finally:
@@ -165,6 +237,9 @@ def _in_workspace(workspace: Workspace, table: str | Path) -> Path:
 
 def write_result(result: pa.Table, out: str | Path) -> Path:
     """Write a query result as CSV or Parquet (by extension), atomically; vectors become text in CSV."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):

@@ -19,16 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from filelock import FileLock
-
 from latent.errors import DataError
 from latent.workspace import Workspace, atomic_write_bytes, is_temporary
 
-if TYPE_CHECKING:  # imported where used: `latent tables` and `latent query` read metadata and need neither
+if TYPE_CHECKING:  # imported where used: `latent tables`, `query` and `neighbors` read JSON and DuckDB only
     import numpy as np
+    import pyarrow as pa
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    from filelock import FileLock
 
 SCHEMA_VERSION = 1
 TABLE_JSON = "_table.json"
@@ -41,6 +40,8 @@ VECTOR_COLUMNS = ("z_mean", "z_logvar", "recon_error")
 def latent_schema(
     latent_dim: int, metadata: dict[str, str] | None = None, extra: list[pa.Field] | None = None
 ) -> pa.Schema:
+    import pyarrow as pa
+
     fields = [
         pa.field("id", pa.string(), nullable=False),
         pa.field("label", pa.int64()),
@@ -88,6 +89,7 @@ class LatentTableWriter:
         extra: dict[str, pa.Array] | None = None,
     ) -> None:
         import numpy as np
+        import pyarrow as pa
 
         from latent.data.arrow import vectors_to_arrow
 
@@ -109,6 +111,9 @@ class LatentTableWriter:
             self._flush(split)
 
     def _flush(self, split: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         pending = self._pending.pop(split, [])
         if not pending:
             return
@@ -180,6 +185,9 @@ def _read_snapshot(path: Path, columns: list[str] | None) -> tuple[dict, pa.Tabl
     marker first: if the marker is still there, no data file had gone when the directory was listed. Otherwise
     the read starts again, on the new version.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     for _ in range(20):
         handles: list[io.BufferedReader] = []
         parts: list[tuple[str, str, io.BufferedReader]] = []
@@ -243,6 +251,7 @@ def read_latent_table(path: str | Path, columns: list[str] | None = None):
 def load_latent_arrays(path: str | Path, splits: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """ids, split, label, z_mean (n, k), z_logvar (n, k), recon_error as arrays, ordered by id."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from latent.data.arrow import arrow_to_vectors
@@ -263,22 +272,26 @@ def load_latent_arrays(path: str | Path, splits: tuple[str, ...] | None = None) 
 
 # ---- the catalog -------------------------------------------------------------------------------------------
 
-CATALOG_SCHEMA = pa.schema(
-    [
-        ("table_path", pa.string()),
-        ("dataset_version", pa.string()),
-        ("model_version", pa.string()),
-        ("model_uri", pa.string()),
-        ("model_name", pa.string()),
-        ("mlflow_run_id", pa.string()),
-        ("encode_run_id", pa.string()),
-        ("dataset_content_hash", pa.string()),
-        ("latent_dim", pa.int32()),
-        ("rows", pa.int64()),
-        ("created_at", pa.string()),
-        ("package_version", pa.string()),
-    ]
+CATALOG_COLUMNS = (  # name, Arrow type; one row per table, derived from its _table.json
+    ("table_path", "string"),
+    ("dataset_version", "string"),
+    ("model_version", "string"),
+    ("model_uri", "string"),
+    ("model_name", "string"),
+    ("mlflow_run_id", "string"),
+    ("encode_run_id", "string"),
+    ("dataset_content_hash", "string"),
+    ("latent_dim", "int32"),
+    ("rows", "int64"),
+    ("created_at", "string"),
+    ("package_version", "string"),
 )
+
+
+def catalog_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind in CATALOG_COLUMNS])
 
 
 def list_tables(workspace: Workspace) -> list[LatentTable]:
@@ -299,7 +312,9 @@ def latest_table(workspace: Workspace) -> LatentTable:
     return tables[0]
 
 
-def _catalog_rows(tables: list[LatentTable]) -> pa.Table:
+def catalog_records(tables: list[LatentTable]) -> list[dict]:
+    """The catalog's rows as plain dicts (the columns of CATALOG_COLUMNS), in the order of `tables`; no pyarrow,
+    so `latent tables` answers without importing it."""
     rows = []
     for t in tables:
         i = t.info
@@ -319,19 +334,25 @@ def _catalog_rows(tables: list[LatentTable]) -> pa.Table:
                 "package_version": i.get("package_version"),
             }
         )
-    return pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)
+    return rows
 
 
 def _catalog_lock(workspace: Workspace) -> FileLock:
     """One catalog writer at a time, across processes (an OS lock: released if its holder dies)."""
+    from filelock import FileLock  # here: it imports asyncio, which the read-only commands do not need
+
     return FileLock(str(workspace.root / ".catalog.lock"))
 
 
 def refresh_catalog(workspace: Workspace) -> Path:
     """Rebuild `catalog.parquet` from the published tables (atomically, one writer at a time)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     with _catalog_lock(workspace):
         sink = pa.BufferOutputStream()
-        pq.write_table(_catalog_rows(list_tables(workspace)), sink, compression="zstd")
+        rows = pa.Table.from_pylist(catalog_records(list_tables(workspace)), schema=catalog_schema())
+        pq.write_table(rows, sink, compression="zstd")
         path = workspace.root / CATALOG
         atomic_write_bytes(path, sink.getvalue().to_pybytes())
         return path
@@ -339,6 +360,9 @@ def refresh_catalog(workspace: Workspace) -> Path:
 
 def read_catalog(workspace: Workspace) -> pa.Table:
     """The catalog, rebuilt first if a table was published without it (e.g. by an interrupted run)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path = workspace.root / CATALOG
     tables = list_tables(workspace)
     try:

@@ -305,18 +305,35 @@ def test_preprocess_before_ingest_says_so_before_any_server_starts(tmp_path):
     assert time.perf_counter() - started < 10  # Prefect's temporary server alone takes ~10 s to start here
 
 
-@pytest.mark.parametrize("command", [["tables"], ["query", "SELECT 1"], ["neighbors", "x", "-k", "5"]])
-def test_analyst_commands_import_no_torch_mlflow_prefect_or_dask(tmp_path, command):
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (["tables"], "(latents)"),
+        (["query", "SELECT count(*) AS n, min(z_mean) AS z FROM latents"], "│ 1797 │ ["),
+        (["neighbors", "digits-00000", "-k", "5"], "5 nearest to digits-00000"),
+    ],
+)
+def test_analyst_commands_import_only_duckdb(cli_run, command, shown):
+    """On a real workspace: the answer is right, and none of torch, MLflow, Prefect, Dask, scikit-learn, pyarrow
+    or the pydantic config models was imported to give it."""
+    cwd, _ = cli_run
     script = (
         "import sys\n"
         "from latent.flows.cli import main\n"
-        f"sys.argv = ['latent', *{command!r}, '--set', 'workspace={tmp_path / 'ws'}']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = {'torch', 'mlflow', 'prefect', 'dask', 'distributed', 'sklearn'} & set(sys.modules)\n"
-        "print('heavy:', sorted(heavy))\n"
+        f"sys.argv = ['latent', *{command!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = {'torch', 'mlflow', 'prefect', 'dask', 'distributed', 'sklearn', 'pyarrow', 'latent.config'}\n"
+        "print('heavy:', sorted(heavy & set(sys.modules)))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.stdout.strip().endswith("heavy: []"), proc.stdout + proc.stderr
+    assert shown in proc.stdout, proc.stdout
+
+
+def test_analyst_commands_check_the_workspace_key(tmp_path):
+    line = one_line_error(latent_cmd("tables", "--set", "workspace=5", cwd=tmp_path))
+    assert line == "error: --set workspace=5: workspace: input should be a valid string, got 5"
 
 
 def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path):
