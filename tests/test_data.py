@@ -60,8 +60,11 @@ def test_preprocess_writes_shards_manifest_and_scaled_pixels(library_run):
     manifest = json.loads((info.path / "manifest.json").read_text())
     assert info.rows == 1797 == sum(info.splits.values())
     assert len(manifest["shards"]) == 4  # 1,797 rows at shard_rows=512
-    assert manifest["feature_dim"] == 64 and "x: fixed_size_list<element: uint8>[64]" in manifest["schema"]
-    assert manifest["transform"]["scale"] == 1 / 16  # stored as 8-bit pixels, read as [0, 1]
+    # one 64-byte string of 8-bit pixels per row (fast to read back), the element type in the field's metadata
+    assert manifest["feature_dim"] == 64 and "x: fixed_size_binary[64]" in manifest["schema"]
+    shard = pq.read_schema(info.path / manifest["shards"][0]["file"])
+    assert shard.field("x").metadata == {b"latent.dtype": b"uint8"}
+    assert manifest["transform"]["scale"] == 1 / 16 and manifest["transform"]["stored"] == "uint8"  # read as [0, 1]
     _, x, _ = load_dataset_arrays(info.path)
     assert x.dtype == np.float32 and x.shape == (1797, 64)
     assert x.min() == 0.0 and x.max() == 1.0

@@ -92,3 +92,30 @@ def test_resumed_streaming_training_equals_an_uninterrupted_one(library_run, tmp
         weights[name] = torch.load(f"{result.checkpoint_dir}/weights.pt", weights_only=True)
     a, b = weights["straight"], weights["interrupted"]
     assert all(torch.equal(a[k], b[k]) for k in a), "bit-identical"
+
+
+def test_vector_columns_read_the_same_as_bytes_and_as_lists(tmp_path):
+    """Dataset tables store rows as fixed-width bytes; tables written before as fixed_size_list still read, to the
+    same arrays, in every element type."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from latent.data.arrow import arrow_to_vectors, stored_dtype, vectors_field, vectors_to_arrow, vectors_to_binary
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.uint8, np.float32):
+        x = (rng.random((300, 7)) * 200).astype(dtype)
+        for name, column, field in (
+            ("bytes", vectors_to_binary(x), vectors_field("x", dtype, 7)),
+            ("list", vectors_to_arrow(x), pa.field("x", pa.list_(pa.from_numpy_dtype(dtype), 7))),
+        ):
+            path = tmp_path / f"{name}-{np.dtype(dtype).name}.parquet"
+            pq.write_table(pa.table([column], schema=pa.schema([field])), path, row_group_size=128)
+            table = pq.read_table(path)
+            stored = stored_dtype(table.schema.field("x"))
+            assert stored == np.dtype(dtype)
+            back = arrow_to_vectors(table.column("x"), np.float32, stored)  # three row groups: three chunks
+            np.testing.assert_array_equal(back, x.astype(np.float32))
+            assert back.flags.writeable
+            sliced = arrow_to_vectors(table.column("x").combine_chunks().slice(250), dtype, stored, writable=False)
+            np.testing.assert_array_equal(sliced, x[250:])

@@ -26,9 +26,10 @@ class FeatureTransform:
     fill: tuple[float, ...] | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    stored: str | None = None  # element type of the stored rows (uint8, float32); None: a table of list columns
 
     def apply(self, column) -> np.ndarray:
-        x = arrow_to_vectors(column, np.float32)
+        x = arrow_to_vectors(column, np.float32, self.stored)
         if self.scale != 1.0:
             x = x * np.float32(self.scale)
         if self.fill is not None:
@@ -40,7 +41,8 @@ class FeatureTransform:
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def to_json(self) -> dict:
-        return {"scale": self.scale, "fill": self.fill, "mean": self.mean, "std": self.std}
+        data = {"scale": self.scale, "fill": self.fill, "mean": self.mean, "std": self.std}
+        return {**data, "stored": self.stored} if self.stored is not None else data
 
     @classmethod
     def from_json(cls, data: dict | None) -> FeatureTransform:
@@ -51,6 +53,7 @@ class FeatureTransform:
             as_tuple(data.get("fill")),
             as_tuple(data.get("mean")),
             as_tuple(data.get("std")),
+            data.get("stored"),
         )
 
 
@@ -169,7 +172,7 @@ def write_dataset_table(
     import pyarrow as pa
 
     from latent.config import SplitConfig, stable_hash
-    from latent.data.arrow import vectors_to_arrow
+    from latent.data.arrow import vectors_to_binary
     from latent.data.preprocess import (
         DATASET_COMPRESSION,
         MANIFEST,
@@ -221,7 +224,7 @@ def write_dataset_table(
                 pa.array(ids[start:stop], pa.string()),
                 pa.array(splits[start:stop], pa.string()),
                 pa.array(labels[start:stop], pa.int64()),
-                vectors_to_arrow(x[start:stop]),
+                vectors_to_binary(x[start:stop]),
                 *(pa.array(extra[key][start:stop]) for key in extra),
             ]
             part = f"part-{i:05d}.parquet"
@@ -247,6 +250,7 @@ def write_dataset_table(
             "feature_dim": width,
             "schema": schema.to_string(show_schema_metadata=False),
             "shards": shards,
+            "transform": {"scale": 1.0, "stored": "float32"},
         }
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
     return read_dataset_info(final)

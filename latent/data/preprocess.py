@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latent.config import DaskConfig, PreprocessConfig, SplitConfig, stable_hash
-from latent.data.arrow import vectors_to_arrow
+from latent.data.arrow import stored_dtype, vectors_field, vectors_to_binary
 from latent.data.dataset import FeatureTransform, load_dataset_arrays
 from latent.data.sources import Plan, Source, source_from_plan
 from latent.errors import DataError
@@ -66,13 +66,14 @@ def split_of(row_id: str, split: SplitConfig) -> str:
     return "train"
 
 
-def dataset_schema(width: int, dtype: pa.DataType = pa.float32(), extra: list[pa.Field] | None = None) -> pa.Schema:
+def dataset_schema(width: int, dtype: np.dtype | type = np.float32, extra: list[pa.Field] | None = None) -> pa.Schema:
+    """id, split, label, the rows `x` (fixed-width bytes of `dtype`, see latent/data/arrow.py), extra columns."""
     return pa.schema(
         [
             ("id", pa.string()),
             ("split", pa.string()),
             ("label", pa.int64()),
-            ("x", pa.list_(dtype, width)),
+            vectors_field("x", dtype, width),
             *(extra or []),
         ]
     )
@@ -101,7 +102,6 @@ def _preprocess_partition(plan_file: str, index: int, out_path: str, split: Spli
             "train_values": 0,
         }
     splits = [split_of(i, split) for i in rows.ids]
-    dtype = pa.uint8() if rows.x.dtype == np.uint8 else pa.float32()
     x = rows.x if rows.x.dtype == np.uint8 else rows.x.astype(np.float32)
     extra = [pa.field(k, pa.from_numpy_dtype(v.dtype)) for k, v in rows.extra.items()]
     table = pa.Table.from_arrays(
@@ -109,10 +109,10 @@ def _preprocess_partition(plan_file: str, index: int, out_path: str, split: Spli
             pa.array(rows.ids, pa.string()),
             pa.array(splits, pa.string()),
             rows.labels.cast(pa.int64()),
-            vectors_to_arrow(x),
+            vectors_to_binary(x),
             *(pa.array(v) for v in rows.extra.values()),
         ],
-        schema=dataset_schema(x.shape[1], dtype, extra).with_metadata(meta),
+        schema=dataset_schema(x.shape[1], x.dtype, extra).with_metadata(meta),
     )
     pq.write_table(table, out_path, compression=DATASET_COMPRESSION, use_dictionary=["split"])
     digest = hashlib.sha256()
@@ -135,9 +135,11 @@ def _preprocess_partition(plan_file: str, index: int, out_path: str, split: Spli
     }
 
 
-def _fit_transform(staging: Path, manifest: dict, plan: Plan, standardise: bool, fill: bool) -> FeatureTransform:
+def _fit_transform(
+    staging: Path, manifest: dict, plan: Plan, stored: str, standardise: bool, fill: bool
+) -> FeatureTransform:
     """Fill values and standardisation for tabular features, fitted on the train split only."""
-    transform = FeatureTransform(scale=plan.scale)
+    transform = FeatureTransform(scale=plan.scale, stored=stored)
     if not (standardise or fill):
         return transform
     atomic_write_text(staging / MANIFEST, json.dumps({**manifest, "transform": transform.to_json()}))
@@ -153,7 +155,7 @@ def _fit_transform(staging: Path, manifest: dict, plan: Plan, standardise: bool,
     mean, std = x.mean(0), x.std(0)
     std = np.where(std > 0, std, 1.0)
     as_tuple = lambda v: tuple(float(a) for a in v) if v is not None else None  # noqa: E731
-    return FeatureTransform(plan.scale, as_tuple(medians), as_tuple(mean), as_tuple(std))
+    return FeatureTransform(plan.scale, as_tuple(medians), as_tuple(mean), as_tuple(std), stored)
 
 
 def preprocess(
@@ -250,7 +252,12 @@ def preprocess(
         }
         tabular = source.cfg.source == "tabular"
         transform = _fit_transform(
-            staging, manifest, plan, standardise=tabular, fill=tabular and source.cfg.tabular.missing == "median"
+            staging,
+            manifest,
+            plan,
+            stored_dtype(schema.field("x")).name,
+            standardise=tabular,
+            fill=tabular and source.cfg.tabular.missing == "median",
         )
         manifest["transform"] = transform.to_json()
         manifest["seconds"] = round(time.perf_counter() - started, 3)

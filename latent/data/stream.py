@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from latent.data.arrow import arrow_to_vectors
+from latent.data.arrow import arrow_to_vectors, stored_dtype
 from latent.data.dataset import FeatureTransform, shard_files
 from latent.errors import DataError
 
@@ -102,13 +102,13 @@ def read_unit(unit: Unit, split: str) -> np.ndarray:
     try:
         with pq.ParquetFile(unit.file) as shard:
             table = shard.read_row_group(unit.row_group, columns=["split", "x"])
-    except (pa.ArrowException, OSError) as exc:
+            dtype = stored_dtype(shard.schema_arrow.field("x"))
+    except (pa.ArrowException, OSError, TypeError) as exc:
         raise DataError(f"{unit.file}: cannot be read ({exc}); rebuild it with `latent preprocess --force`") from None
-    table = table.filter(pc.equal(table.column("split"), split))
-    column = table.column("x")
-    value_type = column.type.value_type
-    dtype = np.uint8 if pa.types.is_uint8(value_type) else np.float32
-    return arrow_to_vectors(column, dtype)
+    if unit.rows != table.num_rows:  # a row group of one split (the usual case) needs no filtering copy
+        table = table.filter(pc.equal(table.column("split"), split))
+    # read-only is enough: the shuffle and the batching copy the rows they hand on
+    return arrow_to_vectors(table.column("x"), dtype, dtype, writable=False)
 
 
 def read_range(units: list[Unit], split: str, start: int, stop: int) -> Iterator[np.ndarray]:
