@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from latent.flows.pipeline import pipeline_flow
 
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 STAGES = {"ingest", "preprocess", "train", "encode", "report"}
 

@@ -12,7 +12,7 @@ import pytest
 from latent.config import load_config
 from latent.errors import LatentError
 from latent.tables import load_latent_arrays
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 

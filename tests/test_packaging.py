@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, clean_env
+from tests.helpers import ROOT, clean_env
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import re
 from pydantic import BaseModel
 
 from latent.config import Config
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
 PLACEHOLDER = '"workspace/latents/<dataset-version>/<model-version>"'

@@ -101,7 +101,7 @@ def test_stage_runs_are_named_and_log_their_input_table(tmp_path):
     from latent.data import ingest, preprocess
     from latent.encode import encode
     from latent.train import train
-    from tests.conftest import small_config
+    from tests.helpers import small_config
 
     cfg = small_config(tmp_path / "ws", "train.epochs=1", "dask.n_workers=1")
     ws = Workspace.at(cfg.workspace)

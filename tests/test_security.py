@@ -33,7 +33,7 @@ from latent.models import create_model
 from latent.models.io import load_model_files, save_model_files
 from latent.query import neighbors, run_query
 from latent.workspace import Workspace
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PROJECT_DIRS = ("latent", "flows", "tasks", "benchmarks", "tests")
 LIBRARY_DIRS = ("latent", "flows", "tasks")
