@@ -16,6 +16,31 @@ import pytest
 from latent.config import Config
 from tests.helpers import CHROMIUM_FLAGS, browser_unavailable, chromium, small_config
 
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-fingerprint",
+        action="store_true",
+        help="rewrite tests/data/default_fingerprint.json from this run instead of comparing against it",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test belongs to exactly one tier (unit, integration or e2e), so that `make test-fast` (the unit tier)
+    is a known set and a new test file cannot escape the tiers."""
+    wrong = []
+    for item in items:
+        tiers = [m.name for m in item.iter_markers() if m.name in TIERS]
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: {tiers or 'no tier'}")
+    if wrong:
+        raise pytest.UsageError(
+            "every test needs exactly one tier marker (pytestmark = pytest.mark.unit | integration | e2e at the top "
+            "of its module, or one on the test itself):\n  " + "\n  ".join(wrong[:20])
+        )
+
 
 @dataclass
 class LibraryRun:
