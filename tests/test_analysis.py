@@ -28,6 +28,8 @@ from latent.tables import load_latent_arrays
 from latent.tracking import use_tracking_uri
 from tests.helpers import latent_cmd, one_line_error
 
+pytestmark = pytest.mark.integration
+
 # ---- pure functions ----------------------------------------------------------------------------------------------
 
 

@@ -45,6 +45,8 @@ from latent.tables import load_latent_arrays, read_catalog
 from latent.workspace import Workspace
 from tests.helpers import SMALL, clean_env, latent_command
 
+pytestmark = pytest.mark.e2e
+
 QUIET_LOGGERS = ("mlflow", "alembic", "distributed", "torch")
 
 

@@ -8,6 +8,8 @@ from latent.flows.pipeline import pipeline_flow
 
 from tests.helpers import small_config
 
+pytestmark = pytest.mark.integration
+
 STAGES = {"ingest", "preprocess", "train", "encode", "report"}
 
 

@@ -19,6 +19,8 @@ from latent.tables import load_latent_arrays, read_table_info
 from latent.tracking import use_tracking_uri
 from tests.helpers import ROOT, SMALL, clean_env, latent_cmd, latent_command, one_line_error
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):

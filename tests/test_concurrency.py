@@ -18,7 +18,7 @@ from latent.tracking import use_tracking_uri
 from latent.workspace import Workspace
 from tests.helpers import ROOT, SMALL, clean_env, latent_command
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # three pipelines on two cores
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]  # three pipelines on two cores
 
 RUNS = {
     "a": ["train.seed=1", "model.latent_dim=4"],

@@ -20,6 +20,8 @@ from latent.train import train
 from latent.workspace import Workspace
 from tests.helpers import ROOT, SMALL, latent_cmd, small_config
 
+pytestmark = pytest.mark.e2e
+
 TOLERANCE = 0.05  # relative difference of the best validation loss, 2 processes vs 1
 
 

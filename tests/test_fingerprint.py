@@ -24,8 +24,6 @@ import pytest
 
 from tests.helpers import ROOT, SMALL
 
-pytestmark = pytest.mark.integration
-
 FINGERPRINT = ROOT / "tests" / "data" / "default_fingerprint.json"
 FIRST_ROWS = 3
 REL, ABS = 1e-5, 1e-5
@@ -43,7 +41,7 @@ def fingerprint(table_path) -> dict:
     ids = np.asarray(table.column("id").to_pylist(), dtype=object)
     splits = np.asarray([str(s) for s in table.column("split").to_pylist()], dtype=object)
     z = np.asarray(table.column("z_mean").to_pylist(), dtype=np.float64)
-    result: dict = {"overrides": list(SMALL), "rows": int(len(ids)), "latent_dim": int(z.shape[1]), "splits": {}}
+    result: dict = {"overrides": list(SMALL), "rows": len(ids), "latent_dim": int(z.shape[1]), "splits": {}}
     for split in sorted(set(splits)):
         mask = splits == split
         zs = z[mask]
@@ -65,17 +63,24 @@ def _compare(actual, expected, where: str = "") -> list[str]:
     """Every difference between two fingerprints, named by its path (e.g. `splits.val.z_mean_sum[3]`)."""
     if isinstance(expected, dict):
         if not isinstance(actual, dict) or set(actual) != set(expected):
-            return [f"{where or 'fingerprint'}: keys {sorted(actual) if isinstance(actual, dict) else actual!r} != {sorted(expected)}"]
+            return [
+                f"{where or 'fingerprint'}: keys {sorted(actual) if isinstance(actual, dict) else actual!r} != {sorted(expected)}"
+            ]
         return [d for k in expected for d in _compare(actual[k], expected[k], f"{where}.{k}" if where else k)]
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{where}: {actual!r} != {expected!r}"]
-        return [d for i, (a, e) in enumerate(zip(actual, expected, strict=True)) for d in _compare(a, e, f"{where}[{i}]")]
+        return [
+            d for i, (a, e) in enumerate(zip(actual, expected, strict=True)) for d in _compare(a, e, f"{where}[{i}]")
+        ]
     if isinstance(expected, float):
-        return [] if isinstance(actual, float) and _close(actual, expected) else [f"{where}: {actual!r} != {expected!r}"]
+        return (
+            [] if isinstance(actual, float) and _close(actual, expected) else [f"{where}: {actual!r} != {expected!r}"]
+        )
     return [] if actual == expected else [f"{where}: {actual!r} != {expected!r}"]
 
 
+@pytest.mark.integration
 def test_default_pipeline_reproduces_the_stored_row_counts_and_z_mean(library_run, request):
     actual = fingerprint(library_run.workspace.root / library_run.encode.table_path)
     if request.config.getoption("--update-fingerprint"):
@@ -87,6 +92,7 @@ def test_default_pipeline_reproduces_the_stored_row_counts_and_z_mean(library_ru
     assert not differences, "the default pipeline's result changed:\n" + "\n".join(differences[:20])
 
 
+@pytest.mark.unit
 def test_the_comparison_notices_a_changed_value_a_changed_count_and_a_missing_split():
     stored = {"rows": 10, "splits": {"val": {"rows": 2, "z_mean_sum": [1.23456, -0.5]}}}
     assert _compare(json.loads(json.dumps(stored)), stored) == []

@@ -7,6 +7,8 @@ from latent.flows.pipeline import pipeline_flow
 from latent.errors import DataError
 from tests.helpers import small_config
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def flow_result(prefect_harness, tmp_path_factory):

@@ -13,8 +13,11 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from tests.helpers import ROOT, SMALL, clean_env, free_port, wait_http
+
+pytestmark = pytest.mark.e2e
 
 LATENT = Path(sys.executable).with_name("latent")
 

@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import ROOT, clean_env
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict[str, Path]:

@@ -13,6 +13,8 @@ from latent.config import load_config
 from latent.tracking import Tracking, promote_if_better, setup_tracking
 from latent.workspace import Workspace
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize(
     ("sets", "dataset", "registered"),

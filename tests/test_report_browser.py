@@ -22,6 +22,8 @@ from PIL import Image
 from latent.data.dataset import load_dataset_arrays
 from latent.report import latent_map_section, map_payload, render_html
 
+pytestmark = pytest.mark.e2e
+
 MLFLOW_ORIGIN = "http://mlflow.test"  # served by Playwright's request routing: nothing leaves the machine
 
 # The MLflow UI (3.x, ShowArtifactHtmlView) fetches the artifact, makes a blob URL of it and shows it like this.

@@ -35,6 +35,8 @@ from latent.query import neighbors, run_query
 from latent.workspace import Workspace
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.integration
+
 PROJECT_DIRS = ("latent", "flows", "tasks", "benchmarks", "tests")
 LIBRARY_DIRS = ("latent", "flows", "tasks")
 

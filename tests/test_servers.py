@@ -18,6 +18,8 @@ import pytest
 
 from tests.helpers import ROOT, SMALL, clean_env, free_port, wait_http
 
+pytestmark = pytest.mark.e2e
+
 BIN = Path(sys.executable).parent
 
 

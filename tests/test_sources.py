@@ -19,6 +19,8 @@ from latent.errors import DataError
 from latent.workspace import Workspace
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.integration
+
 DASK = DaskConfig(n_workers=1, threads_per_worker=2)
 
 

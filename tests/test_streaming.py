@@ -16,6 +16,8 @@ from latent.train import train
 from latent.workspace import Workspace
 from tests.helpers import Interrupt, small_config
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def numbered(tmp_path_factory):

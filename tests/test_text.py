@@ -12,6 +12,8 @@ import pytest
 from latent.analysis.topics import npmi_coherence, top_word_indices
 from tests.helpers import ROOT, latent_cmd, one_line_error
 
+pytestmark = pytest.mark.e2e
+
 FAST = ["train.epochs=3", "report.tsne_perplexity=10", "report.n_samples=8", "dataset.text.n_documents=300"]
 
 

@@ -23,6 +23,8 @@ from latent.train import train
 from latent.workspace import Workspace
 from tests.helpers import ROOT, Interrupt, small_config
 
+pytestmark = pytest.mark.integration
+
 
 @dataclass
 class NanAfterConfig(VAEConfig):

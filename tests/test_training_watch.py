@@ -15,6 +15,8 @@ from latent.train import OVERFIT_WINDOW, VANISHING_RATIO, overfitting_warning, t
 from latent.workspace import Workspace
 from tests.helpers import small_config
 
+pytestmark = pytest.mark.integration
+
 
 class _Scale(nn.Module):
     def __init__(self, factor: float) -> None:

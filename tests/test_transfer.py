@@ -16,6 +16,8 @@ from latent.transfer import frechet_distance, make_shifted_dataset, mmd_rbf, pro
 from latent.workspace import Workspace
 from tests.helpers import small_config
 
+pytestmark = pytest.mark.integration
+
 
 def test_mmd_is_near_zero_for_one_distribution_and_grows_with_the_shift():
     rng = np.random.default_rng(0)
