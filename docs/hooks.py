@@ -9,6 +9,7 @@ tests/test_docs.py calls the two functions below and checks that every command a
 from __future__ import annotations
 
 import ast
+import html
 import inspect
 import textwrap
 import types
@@ -20,7 +21,9 @@ CONFIG_PAGE = "reference/configuration.md"
 
 
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """One table cell: on one line, pipes escaped, and `<...>` outside code spans shown rather than read as HTML."""
+    parts = " ".join(str(text).split()).replace("|", "\\|").split("`")
+    return "`".join(html.escape(p, quote=False) if i % 2 == 0 else p for i, p in enumerate(parts))
 
 
 # ---- the command line -----------------------------------------------------------------------------------------
@@ -29,7 +32,6 @@ def _cell(text: str) -> str:
 def cli_commands() -> dict[str, Any]:
     """The click commands behind the typer app, by name, in the order the app registers them."""
     import typer.main
-
     from latent.flows.cli import app
 
     return dict(typer.main.get_command(app).commands)
@@ -38,7 +40,6 @@ def cli_commands() -> dict[str, Any]:
 def cli_reference() -> str:
     import click
     import typer.main
-
     from latent.flows.cli import app
 
     group = typer.main.get_command(app)
@@ -93,9 +94,9 @@ def _field_comments(model: type) -> dict[str, str]:
             block.insert(0, lines[above].strip().lstrip("#").strip())
             above -= 1
         parts += block
-        last = lines[node.end_lineno - 1]
-        if "  # " in last:
-            parts.append(last.split("  # ", 1)[1].strip())
+        for line in lines[node.lineno - 1 : node.end_lineno]:
+            if "  # " in line:
+                parts.append(line.split("  # ", 1)[1].strip())
         if parts:
             comments[node.target.id] = " ".join(parts)
     return comments
@@ -175,7 +176,7 @@ def config_reference() -> str:
         "# Configuration reference",
         "",
         "Generated from the configuration's own models when this site is built, so it lists exactly the keys that",
-        "`latent` accepts. Validation is strict: an unknown key, a value of the wrong type (no silent `\"5\"` → 5)",
+        '`latent` accepts. Validation is strict: an unknown key, a value of the wrong type (no silent `"5"` → 5)',
         "or one out of range is refused with the file (or `--set`), the key, what was expected and what was given.",
         "A key is set in a YAML file (`train: {epochs: 20}`) or on the command line (`--set train.epochs=20`).",
         "",
