@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from latent.config import Config
-from tests.helpers import CHROMIUM_FLAGS, browser_unavailable, chromium, small_config
-
-TIERS = ("unit", "integration", "e2e")
+from tests.helpers import CHROMIUM_FLAGS, browser_unavailable, chromium, small_config, tier_problems
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,15 +28,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test belongs to exactly one tier (unit, integration or e2e), so that `make test-fast` (the unit tier)
     is a known set and a new test file cannot escape the tiers."""
-    wrong = []
-    for item in items:
-        tiers = [m.name for m in item.iter_markers() if m.name in TIERS]
-        if len(tiers) != 1:
-            wrong.append(f"{item.nodeid}: {tiers or 'no tier'}")
-    if wrong:
+    problems = tier_problems(items)
+    if problems:
         raise pytest.UsageError(
             "every test needs exactly one tier marker (pytestmark = pytest.mark.unit | integration | e2e at the top "
-            "of its module, or one on the test itself):\n  " + "\n  ".join(wrong[:20])
+            "of its module, or one on the test itself):\n  " + "\n  ".join(problems[:20])
         )
 
 

@@ -27,6 +27,17 @@ SMALL = [
     "dask.n_workers=2",
 ]
 LATENT = Path(sys.executable).with_name("latent")
+TIERS = ("unit", "integration", "e2e")  # pytest markers registered in pyproject.toml
+
+
+def tier_problems(items) -> list[str]:
+    """`nodeid: tiers` for every collected test that has no tier marker or more than one."""
+    problems = []
+    for item in items:
+        tiers = [m.name for m in item.iter_markers() if m.name in TIERS]
+        if len(tiers) != 1:
+            problems.append(f"{item.nodeid}: {', '.join(tiers) if tiers else 'no tier'}")
+    return problems
 
 
 def clean_env(prefect_home: Path) -> dict[str, str]:
