@@ -20,10 +20,15 @@ CLI_PAGE = "reference/cli.md"
 CONFIG_PAGE = "reference/configuration.md"
 
 
-def _cell(text: str) -> str:
-    """One table cell: on one line, pipes escaped, and `<...>` outside code spans shown rather than read as HTML."""
-    parts = " ".join(str(text).split()).replace("|", "\\|").split("`")
+def _shown(text: str) -> str:
+    """`<...>` outside code spans shown as written rather than read as HTML."""
+    parts = str(text).split("`")
     return "`".join(html.escape(p, quote=False) if i % 2 == 0 else p for i, p in enumerate(parts))
+
+
+def _cell(text: str) -> str:
+    """One table cell: on one line, pipes escaped."""
+    return _shown(" ".join(str(text).split()).replace("|", "\\|"))
 
 
 # ---- the command line -----------------------------------------------------------------------------------------
@@ -61,15 +66,22 @@ def cli_reference() -> str:
     for name, command in commands.items():
         ctx = click.Context(command, info_name=name, parent=root)
         usage = " ".join(["latent", name, *command.collect_usage_pieces(ctx)])
-        lines += ["", f"## `latent {name}` {{ #latent-{name} }}", "", textwrap.dedent(command.help or "").strip(), ""]
+        lines += [
+            "",
+            f"## `latent {name}` {{ #latent-{name} }}",
+            "",
+            _shown(textwrap.dedent(command.help or "").strip()),
+            "",
+        ]
         lines += ["```", usage, "```", ""]
         records = [(p, p.get_help_record(ctx)) for p in command.params]
         records = [(p, r) for p, r in records if r is not None]
         if records:
             lines += ["| argument or option | meaning |", "|---|---|"]
             for param, (names, help_text) in records:
-                kind = "" if isinstance(param, click.Option) else " (argument)"
-                lines.append(f"| `{_cell(names)}`{kind} | {_cell(help_text)} |")
+                kind = "" if param.param_type_name == "option" else " (argument)"
+                code = names.replace("|", "\\|")
+                lines.append(f"| `{code}`{kind} | {_cell(help_text)} |")
     return "\n".join(lines) + "\n"
 
 
