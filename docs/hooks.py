@@ -88,7 +88,7 @@ def cli_reference() -> str:
 # ---- the configuration ----------------------------------------------------------------------------------------
 
 
-def _field_comments(model: type) -> dict[str, str]:
+def field_comments(model: type) -> dict[str, str]:
     """The comment beside each field in the class's source: on the field's own line, or on the lines just above."""
     try:
         source = textwrap.dedent(inspect.getsource(model))
@@ -202,7 +202,7 @@ def config_reference() -> str:
         lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
         for key, field, owner in keys:
             if owner not in comments:
-                comments[owner] = _field_comments(owner)
+                comments[owner] = field_comments(owner)
             meaning = field.description or comments[owner].get(key.rsplit(".", 1)[-1], "")
             constraint = _constraints(field)
             if constraint:

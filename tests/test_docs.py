@@ -76,6 +76,21 @@ def test_the_generated_configuration_reference_documents_every_key():
     assert "| `train.epochs` | int | `100` |" in reference
 
 
+@pytest.mark.unit
+def test_every_configuration_key_has_a_meaning():
+    """A key's meaning is the comment beside (or just above) its field in the configuration's source, or its
+    pydantic description; a new key without one would show an empty cell in the reference."""
+    from latent.config import Config
+
+    hooks = _hooks()
+    silent = [
+        key
+        for key, field, owner in hooks.config_keys(Config)
+        if not (field.description or hooks.field_comments(owner).get(key.rsplit(".", 1)[-1]))
+    ]
+    assert silent == [], f"add a comment beside these fields in the configuration's models: {silent}"
+
+
 @pytest.mark.integration
 def test_the_site_builds_strictly_with_both_references(tmp_path):
     site = tmp_path / "site"
