@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # GPU machines: `make run TORCH_INDEX=<a PyTorch wheel index for your CUDA>` installs that torch build first.
 TORCH_INDEX ?=
 
-.PHONY: run test lint bench ui clean
+.PHONY: run test test-fast lint docs bench ui clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "latent needs Python >= 3.11: make PYTHON=python3.11 ...")'
@@ -21,8 +21,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
+# The unit tier: only the files that hold unit tests are collected, so the heavy imports of the others are skipped.
+UNIT_FILES = $(shell grep -l 'pytest.mark.unit' tests/test_*.py)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m unit $(UNIT_FILES) $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py $(ARGS)
@@ -31,4 +39,4 @@ ui: $(STAMP)
 	$(BIN)/latent ui $(ARGS)
 
 clean:
-	rm -rf $(VENV) workspace .pytest_cache
+	rm -rf $(VENV) workspace .pytest_cache site

@@ -472,7 +472,7 @@ class Summary:
     seconds: float
 
     def figures(self) -> list[tuple[str, str, str]]:
-        """(check, figure, goal) rows, as in the README's reliability table."""
+        """(check, figure, goal) rows, as in the table of docs/reliability.md."""
         ts = self.trials
         n = len(ts)
         killed = " / ".join(str(sum(t.killed_in == s for t in ts)) for s in STAGES)
@@ -581,7 +581,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=21, help="kill-and-rerun trials, spread over the three stages")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill delays")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of the trainings that get killed")
-    parser.add_argument("--markdown", action="store_true", help="print the README table rows")
+    parser.add_argument("--markdown", action="store_true", help="print the table rows of docs/reliability.md")
     parser.add_argument("--keep", type=Path, default=None, help="work in this directory and keep it (logs, workspace)")
     args = parser.parse_args()
     print(f"seed {args.seed}, {args.trials} trials, {args.epochs} epochs per killed training")

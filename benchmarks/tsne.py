@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--latents", type=Path, default=None, help="an existing latent table instead of --cache")
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the shapes latent set built into --cache")
     parser.add_argument("--trust-sample", type=int, default=10_000)
-    parser.add_argument("--markdown", action="store_true", help="also print README table rows")
+    parser.add_argument("--markdown", action="store_true", help="also print the table rows of docs/performance.md")
     parser.add_argument("--crossover", action="store_true", help="also time openTSNE BH and FFT at each size")
     parser.add_argument("--iterations", type=int, default=500, help="ours: iterations after early exaggeration")
     parser.add_argument("--fit-rows", type=int, default=None, help="also ours fitted on this many rows, rest placed")

@@ -56,13 +56,13 @@ class ImageOptions(StrictModel):
 
 class TabularOptions(StrictModel):
     features: list[str] | None = None  # null: every numeric column except the label
-    label: str | None = None
+    label: str | None = None  # the label column; null: no labels
     missing: Literal["error", "median"] = "error"  # median: fill with train-split medians
 
 
 class ShapesOptions(StrictModel):
     n_samples: int | None = Field(default=10000, gt=0)  # null: the full grid of 737,280 images
-    seed: int = 0
+    seed: int = 0  # seed of the subset
 
 
 class TextOptions(StrictModel):
@@ -75,10 +75,11 @@ class TextOptions(StrictModel):
     stop_words: Literal["english"] | None = "english"  # scikit-learn's English stop-word list, or none
     on_bad_file: Literal["error", "skip"] = "error"  # non-UTF-8 or empty documents; skip: quarantine.parquet
     n_documents: int = Field(default=3000, gt=0)  # the built-in corpus (no dataset.path): generated documents
-    seed: int = 0
+    seed: int = 0  # seed of the built-in corpus
 
 
 class DatasetConfig(StrictModel):
+    # where rows come from (see the datasets page)
     source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular", "text"] = "digits"
     # default: from the path (`/x/my_photos` -> my-photos, `wdbc.csv` -> wdbc) or the source (digits, shapes)
     name: str = Field(default="digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -106,8 +107,9 @@ class DatasetConfig(StrictModel):
 
 
 class SplitConfig(StrictModel):
+    # share of rows in the val split, assigned from a hash of each row's id
     val: float = Field(default=0.1, ge=0.0, lt=1.0)
-    test: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test: float = Field(default=0.1, ge=0.0, lt=1.0)  # share of rows in the test split, assigned likewise
 
     @model_validator(mode="after")
     def _leaves_a_train_split(self) -> SplitConfig:
@@ -117,14 +119,14 @@ class SplitConfig(StrictModel):
 
 
 class PreprocessConfig(StrictModel):
-    shard_rows: int = Field(default=512, gt=0)
+    shard_rows: int = Field(default=512, gt=0)  # target rows per dataset shard (one Dask task each)
     split: SplitConfig = SplitConfig()
 
 
 class DaskConfig(StrictModel):
-    address: str | None = None
-    n_workers: int = Field(default=2, gt=0)
-    threads_per_worker: int = Field(default=1, gt=0)
+    address: str | None = None  # scheduler of an existing cluster (tcp://host:8786); null: start a local one
+    n_workers: int = Field(default=2, gt=0)  # workers of the local cluster
+    threads_per_worker: int = Field(default=1, gt=0)  # threads per worker of the local cluster
 
 
 def _check_models(info: ValidationInfo) -> bool:
@@ -134,11 +136,12 @@ def _check_models(info: ValidationInfo) -> bool:
 
 
 class ModelConfig(StrictModel):
-    name: str = "vae_mlp"
-    latent_dim: int = Field(default=8, gt=0)
+    name: str = "vae_mlp"  # a registered model (vae_mlp, vae_conv, beta_tcvae, ...)
+    latent_dim: int = Field(default=8, gt=0)  # latent dimensions k
+    # encoder widths; the decoder mirrors them
     hidden_dims: list[int] = Field(default_factory=lambda: [256, 128], min_length=1)
     likelihood: Literal["bernoulli", "gaussian", "multinomial"] = "bernoulli"  # multinomial: word counts (prodlda)
-    beta: float = Field(default=1.0, ge=0.0)
+    beta: float = Field(default=1.0, ge=0.0)  # weight of the KL term (β-VAE when ≠ 1; the TC weight for beta_tcvae)
     # model-specific parameters, checked against the model's config class (e.g. capacity_max, gamma, channels)
     params: dict[str, float | int | str | bool | list[int]] = Field(default_factory=dict)
 
@@ -179,20 +182,22 @@ class ModelConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    epochs: int = Field(default=100, gt=0)
-    batch_size: int = Field(default=64, gt=0)
-    learning_rate: float = Field(default=0.002, gt=0.0)
-    weight_decay: float = Field(default=0.0, ge=0.0)
+    epochs: int = Field(default=100, gt=0)  # training epochs
+    batch_size: int = Field(default=64, gt=0)  # the global minibatch (shared by the ranks under DDP)
+    learning_rate: float = Field(default=0.002, gt=0.0)  # AdamW's learning rate
+    weight_decay: float = Field(default=0.0, ge=0.0)  # AdamW's weight decay
+    # learning rate: constant, cosine (to 0 over the epochs) or step
     schedule: Literal["constant", "cosine", "step"] = "constant"
     step_epochs: int = Field(default=30, gt=0)  # schedule: step: multiply the rate by step_gamma every step_epochs
-    step_gamma: float = Field(default=0.5, gt=0.0, le=1.0)
+    step_gamma: float = Field(default=0.5, gt=0.0, le=1.0)  # schedule: step: the factor applied every step_epochs
     kl_warmup_epochs: int = Field(default=0, ge=0)  # KL weight ramps linearly from 0 to 1 over these epochs
     free_bits: float = Field(default=0.0, ge=0.0)  # nats per latent dimension
     grad_clip_norm: float = Field(default=0.0, ge=0.0)  # max global gradient norm; 0 turns clipping off
     early_stopping_patience: int = Field(default=0, ge=0)  # epochs without improvement; 0 turns it off
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
     collapse_min_active_units: int = Field(default=1, ge=0)  # fewer active units than this: a warning tag
-    seed: int = 0
+    seed: int = 0  # seeds Python, NumPy and torch; CPU runs are reproducible
+    # auto: CUDA when available, else the CPU
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     # input: memory holds train + val as float32 tensors; stream reads row groups (see latent/data/stream.py);
     # auto: memory when those copies fit in a quarter of the available memory, else stream
@@ -203,16 +208,17 @@ class TrainConfig(StrictModel):
 
 
 class EncodeConfig(StrictModel):
-    batch_size: int = Field(default=4096, gt=0)
+    batch_size: int = Field(default=4096, gt=0)  # rows per encoder batch (bounds memory)
+    # local: one process; dask: a task per shard on the cluster; auto: dask when dask.address is set
     engine: Literal["auto", "local", "dask"] = "auto"
 
 
 class ReportConfig(StrictModel):
-    tsne_perplexity: float = Field(default=30.0, gt=0.0)
+    tsne_perplexity: float = Field(default=30.0, gt=0.0)  # t-SNE perplexity
     tsne_iterations: int = Field(default=500, ge=1)  # after 250 early-exaggeration iterations (openTSNE's defaults)
-    n_samples: int = Field(default=64, gt=0)
-    n_reconstructions: int = Field(default=16, gt=0)
-    interpolation_steps: int = Field(default=10, ge=2)
+    n_samples: int = Field(default=64, gt=0)  # prior samples in the report
+    n_reconstructions: int = Field(default=16, gt=0)  # reconstructions in the report
+    interpolation_steps: int = Field(default=10, ge=2)  # steps of the report's interpolation
     map_points: int = Field(default=5000, gt=0)  # points on the report's interactive map (a seeded subsample)
     # rows t-SNE (and UMAP) are fitted on at most; the others are placed beside their nearest fitted neighbours
     tsne_max_rows: int = Field(default=50_000, ge=10)
@@ -222,7 +228,7 @@ class ReportConfig(StrictModel):
     probe_max_rows: int = Field(default=20000, gt=0)  # train and test rows the probes use at most (seeded sample)
     disentanglement: bool = True  # disentanglement metrics (tables with ground-truth factor columns)
     disentanglement_budget: int = Field(default=1000, ge=8)  # DCI rows; FactorVAE/β-VAE votes: half
-    seed: int = 0
+    seed: int = 0  # seed of t-SNE, prior samples and the map's subsample
 
 
 def default_dataset_name(source: Any, path: Any) -> str:
@@ -239,8 +245,8 @@ def default_dataset_name(source: Any, path: Any) -> str:
 
 
 class TrackingConfig(StrictModel):
-    uri: str | None = None
-    experiment: str = Field(default="latent", min_length=1)
+    uri: str | None = None  # MLflow tracking URI; null: $MLFLOW_TRACKING_URI, else sqlite:///<workspace>/mlflow.db
+    experiment: str = Field(default="latent", min_length=1)  # the MLflow experiment
     # default: `<dataset.name>-<model.name>`; null: do not register
     registered_model: str | None = Field(default="digits-vae_mlp", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     # moves to a new model version only if its val_loss beats the holder's on the same dataset version; the first
@@ -251,27 +257,28 @@ class TrackingConfig(StrictModel):
 class TimeoutsConfig(StrictModel):
     """Seconds a stage may run before Prefect stops it (a hung file system or a runaway training)."""
 
-    ingest: int = Field(default=3600, gt=0)
-    preprocess: int = Field(default=4 * 3600, gt=0)
-    train: int = Field(default=24 * 3600, gt=0)
-    encode: int = Field(default=8 * 3600, gt=0)
-    report: int = Field(default=2 * 3600, gt=0)
+    ingest: int = Field(default=3600, gt=0)  # seconds
+    preprocess: int = Field(default=4 * 3600, gt=0)  # seconds
+    train: int = Field(default=24 * 3600, gt=0)  # seconds
+    encode: int = Field(default=8 * 3600, gt=0)  # seconds
+    report: int = Field(default=2 * 3600, gt=0)  # seconds
 
 
 class OrchestrationConfig(StrictModel):
-    prefect_api_url: str | None = None
-    retries: int = Field(default=2, ge=0)
-    retry_backoff_s: float = Field(default=2.0, ge=0.0)
+    prefect_api_url: str | None = None  # Prefect server API; null: $PREFECT_API_URL, else an in-process server
+    retries: int = Field(default=2, ge=0)  # retries of the I/O-bound stages (never for bad input)
+    retry_backoff_s: float = Field(default=2.0, ge=0.0)  # base delay of the exponential, jittered backoff
     timeouts_s: TimeoutsConfig = TimeoutsConfig()
 
 
 class ShiftConfig(StrictModel):
     """The built-in target domain: the source dataset's images, shifted."""
 
+    # invert: 1 - x; noise: + N(0, noise_std²), clipped to [0, 1]; rotate: by rotate_degrees
     kind: Literal["invert", "noise", "rotate"] = "invert"
-    noise_std: float = Field(default=0.3, gt=0.0)
-    rotate_degrees: float = 45.0
-    seed: int = 0
+    noise_std: float = Field(default=0.3, gt=0.0)  # kind: noise
+    rotate_degrees: float = 45.0  # kind: rotate
+    seed: int = 0  # seed of the noise
 
 
 class TransferConfig(StrictModel):
@@ -281,14 +288,15 @@ class TransferConfig(StrictModel):
     target_dataset: str | None = None  # a dataset table directory; None: the source dataset shifted by `shift`
     shift: ShiftConfig = ShiftConfig()
     adapt_epochs: int = Field(default=20, gt=0)  # also the scratch model's budget: same compute for both
-    freeze_encoder_layers: int = Field(default=0, ge=0)
+    freeze_encoder_layers: int = Field(default=0, ge=0)  # first encoder layers kept fixed while fine-tuning
+    # probe label counts; all labels are always added
     label_budgets: list[int] = Field(default_factory=lambda: [10, 100, 1000], min_length=1)
-    probe_repeats: int = Field(default=3, gt=0)
-    seed: int = 0
+    probe_repeats: int = Field(default=3, gt=0)  # draws per label count
+    seed: int = 0  # seed of the probes' draws
 
 
 class Config(StrictModel):
-    workspace: str = DEFAULT_WORKSPACE
+    workspace: str = DEFAULT_WORKSPACE  # root of everything a run writes (relative to the current directory)
     dataset: DatasetConfig = DatasetConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     dask: DaskConfig = DaskConfig()

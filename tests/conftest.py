@@ -10,38 +10,30 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from latent.config import Config, load_config
-
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = [
-    "train.epochs=4",
-    "report.n_samples=16",
-    "report.n_reconstructions=8",
-    "report.tsne_perplexity=20",
-    "dask.n_workers=2",
-]
+from latent.config import Config
+from tests.helpers import CHROMIUM_FLAGS, browser_unavailable, chromium, small_config, tier_problems
 
 
-def clean_env(prefect_home: Path) -> dict[str, str]:
-    """The environment for a `latent` or server subprocess: no inherited MLflow/Prefect settings, a private
-    Prefect home, no telemetry, and a wide console so tables are not wrapped."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
-    env.update(
-        PREFECT_HOME=str(prefect_home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        COLUMNS="200",
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-fingerprint",
+        action="store_true",
+        help="rewrite tests/data/default_fingerprint.json from this run instead of comparing against it",
     )
-    return env
 
 
-def small_config(workspace: Path, *extra: str) -> Config:
-    """The default pipeline, shrunk so that a whole run takes seconds."""
-    return load_config(ROOT / "conf" / "default.yaml", [f"workspace={workspace}", *SMALL, *extra])
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test belongs to exactly one tier (unit, integration or e2e), so that `make test-fast` (the unit tier)
+    is a known set and a new test file cannot escape the tiers."""
+    problems = tier_problems(items)
+    if problems:
+        raise pytest.UsageError(
+            "every test needs exactly one tier marker (pytestmark = pytest.mark.unit | integration | e2e at the top "
+            "of its module, or one on the test itself):\n  " + "\n  ".join(problems[:20])
+        )
 
 
 @dataclass
@@ -84,3 +76,21 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by Playwright (never a browser Playwright downloads)."""
+    executable = chromium()
+    if executable is None:
+        browser_unavailable("no chromium binary on PATH or at /usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        browser_unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -26,7 +26,9 @@ from latent.errors import LatentError
 from latent.query import select_ids
 from latent.tables import load_latent_arrays
 from latent.tracking import use_tracking_uri
-from tests.test_cli import latent_cmd, one_line_error
+from tests.helpers import latent_cmd, one_line_error
+
+pytestmark = pytest.mark.integration
 
 # ---- pure functions ----------------------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import typing
 from collections.abc import Callable
@@ -44,9 +43,10 @@ from latent.models import create_model
 from latent.models.io import save_model_files
 from latent.tables import load_latent_arrays, read_catalog
 from latent.workspace import Workspace
-from tests.conftest import SMALL, clean_env
+from tests.helpers import SMALL, clean_env, latent_command
 
-LATENT = Path(sys.executable).with_name("latent")
+pytestmark = pytest.mark.e2e
+
 QUIET_LOGGERS = ("mlflow", "alembic", "distributed", "torch")
 
 
@@ -782,7 +782,7 @@ def test_a_real_process_prints_the_same_line(case_id, prepared, tmp_path):
     if case.setup is not None:
         case.setup(env)
     args = [env.fill(a) for a in case.args] + (["--set", f"workspace={env.ws}"] if case.workspace else [])
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
+    command = latent_command()
     before = _listing(prepared.ws)
     proc = subprocess.run(
         [*command, *args],

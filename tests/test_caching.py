@@ -6,7 +6,9 @@ import mlflow
 import pytest
 from latent.flows.pipeline import pipeline_flow
 
-from tests.conftest import small_config
+from tests.helpers import small_config
+
+pytestmark = pytest.mark.integration
 
 STAGES = {"ingest", "preprocess", "train", "encode", "report"}
 

@@ -17,26 +17,9 @@ import pytest
 from latent.data import load_dataset_arrays
 from latent.tables import load_latent_arrays, read_table_info
 from latent.tracking import use_tracking_uri
-from tests.conftest import ROOT, SMALL, clean_env
+from tests.helpers import ROOT, SMALL, clean_env, latent_cmd, latent_command, one_line_error
 
-LATENT = Path(sys.executable).with_name("latent")
-
-
-def latent_cmd(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = clean_env(cwd / ".prefect")
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
-    return subprocess.run(
-        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +143,7 @@ def test_ui_serves_the_workspace_store_on_loopback(cli_run):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = clean_env(cwd / ".prefect")
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
+    command = latent_command()
     server = subprocess.Popen(
         [*command, "ui", "--port", str(port)],
         cwd=cwd,
@@ -342,7 +325,7 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path):
 
     proc = subprocess.Popen(
         [
-            *([str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]),
+            *latent_command(),
             "run",
             "--set",
             "train.epochs=50",

@@ -8,8 +8,6 @@ Prefect home, the dataset table (same source and preprocessing) and the catalog.
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -18,11 +16,10 @@ import pytest
 from latent.tables import list_tables, load_latent_arrays, read_catalog, read_table_info
 from latent.tracking import use_tracking_uri
 from latent.workspace import Workspace
-from tests.conftest import ROOT, SMALL, clean_env
+from tests.helpers import ROOT, SMALL, clean_env, latent_command
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # three pipelines on two cores
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]  # three pipelines on two cores
 
-LATENT = Path(sys.executable).with_name("latent")
 RUNS = {
     "a": ["train.seed=1", "model.latent_dim=4"],
     "b": ["train.seed=2", "model.latent_dim=6"],
@@ -35,7 +32,7 @@ FAST_REPORT = ["report.map_points=500", "report.traversal_dims=2", "report.probe
 def concurrent(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("concurrent")
     workspace = cwd / "workspace"
-    command = [str(LATENT)] if LATENT.exists() else [sys.executable, "-m", "latent.flows.cli"]
+    command = latent_command()
     procs = {}
     for name, sets in RUNS.items():
         args = ["run", "--config", str(ROOT / "conf" / "default.yaml"), "--set", f"workspace={workspace}"]

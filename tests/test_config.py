@@ -6,6 +6,8 @@ from pydantic import ValidationError
 from latent.config import Config, load_config, parse_override
 from latent.errors import ConfigError
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "conf" / "default.yaml"
 

@@ -17,7 +17,7 @@ from benchmarks import faults
 from latent.tracking import current_owner, owner_alive
 from latent.workspace import Workspace, _temp_sibling, publish_dir, sweep_stale, sweep_workspace
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a few minutes; more on a busy machine
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]  # a few minutes; more on a busy machine
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ from latent.data.preprocess import split_of
 from latent.errors import DataError
 from latent.workspace import Workspace
 
+pytestmark = pytest.mark.integration
+
 
 def test_ingest_writes_all_digits_with_stable_ids(library_run):
     result = library_run.ingest

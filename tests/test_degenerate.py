@@ -12,9 +12,9 @@ import pytest
 from latent.config import load_config
 from latent.errors import LatentError
 from latent.tables import load_latent_arrays
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _table(n: int, cols: int = 3, label: bool = True, constant: bool = False, classes: int = 3) -> str:

@@ -102,6 +102,7 @@ def moments(observations: np.ndarray) -> np.ndarray:
 # ---- equal to disentanglement_lib ---------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_table_metrics_equal_disentanglement_lib():
     codes, factors = fixed_inputs()
     ct, ft, cs, fs = codes[:N_TRAIN], factors[:N_TRAIN], codes[N_TRAIN:], factors[N_TRAIN:]
@@ -118,6 +119,7 @@ def test_table_metrics_equal_disentanglement_lib():
         assert got[key] == pytest.approx(REFERENCE[key], abs=1e-6), key
 
 
+@pytest.mark.integration
 def test_interventional_metrics_equal_disentanglement_lib():
     gt = ShapesGroundTruth()
     fv = factorvae_score(gt, moments, np.random.RandomState(3), **FACTORVAE_ARGS)
@@ -136,6 +138,7 @@ def test_interventional_metrics_equal_disentanglement_lib():
 # ---- the importance-matrix scores, as disentanglement_lib's unit tests ----------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("matrix", "disentanglement", "completeness", "modularity"),
     [
@@ -154,6 +157,7 @@ def test_importance_scores(matrix, disentanglement, completeness, modularity):
     assert modularity_from_mi(matrix) == pytest.approx(modularity, abs=1e-7)
 
 
+@pytest.mark.unit
 def test_histogram_discretize_puts_the_maximum_in_the_last_bin():
     codes = np.linspace(0.0, 1.0, 101)[:, None]
     bins = histogram_discretize(codes, 20)
@@ -169,6 +173,7 @@ def _identity_and_noise(n: int = 1200, seed: int = 0):
     return factors.astype(np.float64), rng.normal(size=(n, 3)), factors
 
 
+@pytest.mark.integration
 def test_identity_code_scores_high_and_noise_scores_low():
     identity, noise, factors = _identity_and_noise()
     good = disentanglement_scores(identity, factors, num_train=800, num_test=400)
@@ -186,6 +191,7 @@ def test_identity_code_scores_high_and_noise_scores_low():
     assert continuous["sap"] > 0.9
 
 
+@pytest.mark.integration
 def test_duplicated_codes_halve_completeness_and_zero_mig():
     identity, _, factors = _identity_and_noise()
     twice = np.hstack([identity, identity])
@@ -202,6 +208,7 @@ class _FactorsAsObservations(ShapesGroundTruth):
         return np.asarray(factors, dtype=np.float64)
 
 
+@pytest.mark.unit
 def test_interventional_scores_of_the_factors_themselves_and_of_noise():
     gt = _FactorsAsObservations()
     ideal = factorvae_score(gt, lambda x: x, 0, batch_size=64, num_train=300, num_eval=200, num_variance_estimate=2000)
@@ -219,6 +226,7 @@ def test_interventional_scores_of_the_factors_themselves_and_of_noise():
     assert beta["beta_vae_eval_accuracy"] < 0.35
 
 
+@pytest.mark.unit
 def test_collapsed_latents_are_pruned():
     gt = _FactorsAsObservations()
     scores = factorvae_score(
@@ -238,6 +246,7 @@ def test_collapsed_latents_are_pruned():
 # ---- ground truth, random states, models, tables -------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_shapes_ground_truth_samples_the_grid_and_renders_model_inputs():
     gt = ShapesGroundTruth()
     factors = gt.sample_factors(500, np.random.RandomState(0))
@@ -249,6 +258,7 @@ def test_shapes_ground_truth_samples_the_grid_and_renders_model_inputs():
     assert np.array_equal(factors, again)
 
 
+@pytest.mark.unit
 def test_random_states_int_generator_and_legacy():
     assert isinstance(as_random_state(0), np.random.RandomState)
     a = as_random_state(np.random.default_rng(5)).randint(1000, size=4)
@@ -263,6 +273,7 @@ def test_random_states_int_generator_and_legacy():
     assert gen[0] == gen[1]
 
 
+@pytest.mark.unit
 def test_model_representation_returns_posterior_means():
     import torch
 
@@ -282,6 +293,7 @@ def test_model_representation_returns_posterior_means():
     assert 0.0 <= scores["factorvae_eval_accuracy"] <= 1.0
 
 
+@pytest.mark.integration
 def test_disentanglement_scores_is_the_metrics_on_a_seeded_split():
     codes, factors = fixed_inputs()
     scores = disentanglement_scores(codes, factors, seed=3, num_train=None, num_test=None)
@@ -307,6 +319,7 @@ def test_disentanglement_scores_is_the_metrics_on_a_seeded_split():
     assert small_train.size == 200 and small_test.size == 100
 
 
+@pytest.mark.unit
 def test_bad_inputs_are_one_clear_error():
     codes, factors = fixed_inputs()
     with pytest.raises(DataError, match="rows"):
@@ -357,6 +370,7 @@ def _write_table(path, with_factors: bool):
     return codes, factors
 
 
+@pytest.mark.unit
 def test_codes_and_factors_from_a_latent_table(tmp_path):
     codes, factors = _write_table(tmp_path / "table", with_factors=True)
     got_codes, got_factors, names = load_codes_and_factors(tmp_path / "table")
@@ -370,6 +384,7 @@ def test_codes_and_factors_from_a_latent_table(tmp_path):
     assert scores["mig"] > 0.5
 
 
+@pytest.mark.unit
 def test_a_table_without_factors_is_a_latent_error(tmp_path):
     _write_table(tmp_path / "digits", with_factors=False)
     with pytest.raises(LatentError, match=r"digits: the latent table has no ground-truth factor columns"):

@@ -24,6 +24,8 @@ from latent.models.io import save_model_files
 from latent.tables import list_tables, load_latent_arrays, read_catalog
 from latent.workspace import Workspace
 
+pytestmark = pytest.mark.e2e
+
 TMPFS_SIZE = 512 * 1024  # the digits' table with k=2 takes ~60 kB; with k=64 ~1 MB
 
 

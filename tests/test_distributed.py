@@ -18,15 +18,15 @@ from latent.errors import TrainingError
 from latent.tracking import setup_tracking
 from latent.train import train
 from latent.workspace import Workspace
-from tests.conftest import ROOT, SMALL
-from tests.test_cli import latent_cmd
-from tests.test_training import cfg_for
+from tests.helpers import ROOT, SMALL, latent_cmd, small_config
+
+pytestmark = pytest.mark.e2e
 
 TOLERANCE = 0.05  # relative difference of the best validation loss, 2 processes vs 1
 
 
 def _train(dataset, workspace, *extra):
-    cfg = cfg_for(workspace, "tracking.registered_model=null", *extra)
+    cfg = small_config(workspace, "tracking.registered_model=null", *extra)
     ws = Workspace.at(cfg.workspace)
     tracking = setup_tracking(cfg.tracking, ws)
     return train(dataset, cfg.model, cfg.train, ws, tracking), tracking
@@ -77,7 +77,7 @@ def test_a_killed_rank_fails_the_run_and_the_next_run_resumes(library_run, tmp_p
         _train(dataset, tmp_path / "ws", *extra)
     killer.join()
     assert killed
-    cfg = cfg_for(tmp_path / "ws")
+    cfg = small_config(tmp_path / "ws")
     client = mlflow.MlflowClient(setup_tracking(cfg.tracking, Workspace.at(cfg.workspace)).uri)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "FAILED"

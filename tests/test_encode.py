@@ -4,12 +4,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 import torch
 
 from latent.data import load_dataset_arrays
 from latent.encode import encode
 from latent.models.io import load_logged_model
 from latent.tables import load_latent_arrays, open_latent_dataset
+
+pytestmark = pytest.mark.integration
 
 
 def test_table_has_every_row_once_with_the_documented_schema(library_run):

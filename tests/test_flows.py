@@ -5,7 +5,9 @@ import pytest
 from latent.flows.pipeline import pipeline_flow
 
 from latent.errors import DataError
-from tests.conftest import small_config
+from tests.helpers import small_config
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def test_a_stage_without_its_inputs_fails_with_the_step_to_take(prefect_harness,
 def test_the_shipped_schedules_build_pipeline_and_transfer_deployments():
     from latent.flows.deployments import build_deployments
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     deployments = {d.name: d for d in build_deployments(ROOT / "conf" / "schedules.yaml")}
     assert {d.flow_name for d in deployments.values()} == {"latent-pipeline", "latent-transfer"}

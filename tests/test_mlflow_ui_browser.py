@@ -13,15 +13,16 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 
-from tests.conftest import ROOT, SMALL, clean_env
-from tests.test_report_browser import browser  # noqa: F401  (the module's headless Chromium fixture)
-from tests.test_servers import free_port, wait_http
+from tests.helpers import ROOT, SMALL, clean_env, free_port, wait_http
+
+pytestmark = pytest.mark.e2e
 
 LATENT = Path(sys.executable).with_name("latent")
 
 
-def test_ui_opens_on_named_runs_with_their_datasets(browser, tmp_path):  # noqa: F811
+def test_ui_opens_on_named_runs_with_their_datasets(browser, tmp_path):
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "default.yaml").write_text((ROOT / "conf" / "default.yaml").read_text())
     env = clean_env(tmp_path / ".prefect")

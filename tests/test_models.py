@@ -7,6 +7,8 @@ from latent.errors import ConfigError, DataError
 from latent.models import VAE, available_models, create_model
 from latent.models.io import load_model_files, save_model_files
 
+pytestmark = pytest.mark.unit
+
 
 def test_registry_builds_models_by_name():
     assert "vae_mlp" in available_models()

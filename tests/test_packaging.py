@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, clean_env
+from tests.helpers import ROOT, clean_env
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from latent.config import load_config
 from latent.tracking import Tracking, promote_if_better, setup_tracking
 from latent.workspace import Workspace
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize(
     ("sets", "dataset", "registered"),
@@ -101,7 +103,7 @@ def test_stage_runs_are_named_and_log_their_input_table(tmp_path):
     from latent.data import ingest, preprocess
     from latent.encode import encode
     from latent.train import train
-    from tests.conftest import small_config
+    from tests.helpers import small_config
 
     cfg = small_config(tmp_path / "ws", "train.epochs=1", "dask.n_workers=1")
     ws = Workspace.at(cfg.workspace)

@@ -10,6 +10,8 @@ import pytest
 from latent.report import build_report, map_column, map_rows
 from latent.tables import load_latent_arrays
 
+pytestmark = pytest.mark.integration
+
 
 def test_report_is_self_contained_html_with_every_figure(library_run):
     html = Path(library_run.report.html_path).read_text()

@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +22,8 @@ from PIL import Image
 from latent.data.dataset import load_dataset_arrays
 from latent.report import latent_map_section, map_payload, render_html
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",  # the tests run as root
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+pytestmark = pytest.mark.e2e
+
 MLFLOW_ORIGIN = "http://mlflow.test"  # served by Playwright's request routing: nothing leaves the machine
 
 # The MLflow UI (3.x, ShowArtifactHtmlView) fetches the artifact, makes a blob URL of it and shows it like this.
@@ -67,33 +58,6 @@ ISOLATED_POINT_JS = """() => {
 }"""
 
 MAP_READY_JS = "() => document.getElementById('latent-map-plot')?.dataset.ready === 'true'"
-
-
-def _chromium() -> str | None:
-    return shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("LATENT_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason}, and LATENT_REQUIRE_BROWSER=1 requires the browser tests to run")
-    pytest.skip(f"{reason} (install Debian's chromium; set LATENT_REQUIRE_BROWSER=1 to make this a failure)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = _chromium()
-    if executable is None:
-        _unavailable("no chromium binary on PATH or at /usr/bin/chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Watched:

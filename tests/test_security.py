@@ -33,7 +33,7 @@ from latent.models import create_model
 from latent.models.io import load_model_files, save_model_files
 from latent.query import neighbors, run_query
 from latent.workspace import Workspace
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PROJECT_DIRS = ("latent", "flows", "tasks", "benchmarks", "tests")
 LIBRARY_DIRS = ("latent", "flows", "tasks")
@@ -65,6 +65,7 @@ def _calls(path: Path) -> list[tuple[int, str, ast.Call]]:
     return [(n.lineno, _dotted(n.func), n) for n in ast.walk(tree) if isinstance(n, ast.Call)]
 
 
+@pytest.mark.unit
 def test_no_source_file_allows_pickle_in_numpy():
     offenders = [
         f"{p.relative_to(ROOT)}:{i}"
@@ -75,6 +76,7 @@ def test_no_source_file_allows_pickle_in_numpy():
     assert offenders == []
 
 
+@pytest.mark.unit
 def test_every_torch_load_is_weights_only():
     loads, offenders = 0, []
     for path in _sources(PROJECT_DIRS):
@@ -113,6 +115,7 @@ UNPICKLING = {
 }
 
 
+@pytest.mark.unit
 def test_the_library_never_unpickles_or_loads_code_from_files():
     offenders = [
         f"{p.relative_to(ROOT)}:{line} {name}"
@@ -151,6 +154,7 @@ def _npz_config(tmp_path: Path, *more: str):
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("where", ["x", "y"])
 def test_an_npz_with_a_pickled_object_array_is_refused_without_running_it(tmp_path, where):
     marker = tmp_path / "pwned"
@@ -176,6 +180,7 @@ def _torch_file_with_payload(marker: Path) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("fmt", ["torch-zip", "raw-pickle"])
 def test_a_checkpoint_carrying_pickled_code_is_refused_without_running_it(tmp_path, fmt):
     marker = tmp_path / "pwned"
@@ -190,6 +195,7 @@ def test_a_checkpoint_carrying_pickled_code_is_refused_without_running_it(tmp_pa
 # ---- servers and clusters listen on loopback ------------------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("args", "host"), [([], "127.0.0.1"), (["--host", "0.0.0.0"], "0.0.0.0")])
 def test_latent_ui_binds_loopback_unless_told_otherwise(tmp_path, monkeypatch, args, host):
     """The command `latent ui` starts (tests/test_cli.py starts it for real and checks the listening socket)."""
@@ -212,6 +218,7 @@ def _listening(port: int) -> list[str]:
     return [line.split()[3] for line in out.splitlines() if line.strip()]
 
 
+@pytest.mark.integration
 def test_the_local_dask_cluster_listens_on_loopback_only():
     from latent.parallel import dask_client
 
@@ -226,6 +233,7 @@ def test_the_local_dask_cluster_listens_on_loopback_only():
             assert {a.rsplit(":", 1)[0] for a in _listening(port)} == {"127.0.0.1"}, port
 
 
+@pytest.mark.integration
 def test_prefects_in_process_server_listens_on_loopback_only(prefect_harness):
     """The temporary server the harness starts is the one `latent` starts when no Prefect server is configured."""
     from prefect.settings import PREFECT_API_URL, get_current_settings
@@ -270,6 +278,7 @@ def _folder_config(tmp_path: Path, images: Path, *more: str):
     )
 
 
+@pytest.mark.integration
 def test_a_link_out_of_an_image_folder_is_refused(tmp_path, linked_folder):
     images, _ = linked_folder
     (images / "a" / "broken.png").unlink()
@@ -282,6 +291,7 @@ def test_a_link_out_of_an_image_folder_is_refused(tmp_path, linked_folder):
         ingest(cfg.dataset, Workspace.at(cfg.workspace))
 
 
+@pytest.mark.integration
 def test_with_skip_links_out_of_the_folder_are_quarantined_and_links_inside_are_read(tmp_path, linked_folder):
     images, _ = linked_folder
     cfg = _folder_config(tmp_path, images, "dataset.image.on_bad_file=skip", "dataset.image.max_skipped_fraction=0.5")
@@ -298,6 +308,7 @@ def test_with_skip_links_out_of_the_folder_are_quarantined_and_links_inside_are_
     assert "outside the folder" in reasons["escape.png"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", [".", "..", "a/b", "../x", "", "-x"])
 def test_workspace_directories_are_plain_names(tmp_path, name):
     ws = Workspace.at(tmp_path / "ws")
@@ -307,6 +318,7 @@ def test_workspace_directories_are_plain_names(tmp_path, name):
         ws.dataset_dir(name)
 
 
+@pytest.mark.unit
 def test_a_dataset_name_cannot_be_a_path():
     with pytest.raises(ConfigError, match=r"dataset\.name: string should match pattern"):
         load_config(None, ["dataset.name=../../etc"])
@@ -324,6 +336,7 @@ def table_workspace(tmp_path_factory) -> tuple[Workspace, Path]:
     return ws, Path(result.table_path)
 
 
+@pytest.mark.integration
 def test_a_table_path_cannot_escape_the_workspace(table_workspace, tmp_path):
     ws, table = table_workspace
     outside = tmp_path / "copy"
@@ -341,6 +354,7 @@ def test_a_table_path_cannot_escape_the_workspace(table_workspace, tmp_path):
         link.unlink()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "sql",
     [
@@ -362,6 +376,7 @@ def test_query_cannot_read_outside_the_workspace(table_workspace, sql):
         link.unlink()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "sql",
     [
@@ -384,6 +399,7 @@ def test_query_cannot_write_or_change_its_sandbox(table_workspace, sql):
     assert sorted(p.name for p in ws.root.iterdir()) == before
 
 
+@pytest.mark.integration
 def test_query_still_reads_the_workspace(table_workspace):
     ws, _ = table_workspace
     assert run_query(ws, "SELECT count(*) AS n FROM latents").column("n").to_pylist() == [200]

@@ -16,31 +16,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import ROOT, SMALL, clean_env
+from tests.helpers import ROOT, SMALL, clean_env, free_port, wait_http
+
+pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}")
-        if time.time() > deadline:
-            raise TimeoutError(url)
-        time.sleep(1)
 
 
 def http_json(url: str, body: dict | None = None) -> dict | list:

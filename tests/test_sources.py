@@ -17,7 +17,9 @@ from latent.data import ingest, load_dataset_arrays, preprocess, read_dataset_in
 from latent.data.sources import render_shapes
 from latent.errors import DataError
 from latent.workspace import Workspace
-from tests.conftest import ROOT
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.integration
 
 DASK = DaskConfig(n_workers=1, threads_per_worker=2)
 

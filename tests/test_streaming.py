@@ -14,7 +14,9 @@ from latent.progress import set_reporter
 from latent.tracking import setup_tracking
 from latent.train import train
 from latent.workspace import Workspace
-from tests.test_training import _Interrupt, cfg_for
+from tests.helpers import Interrupt, small_config
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +77,11 @@ def test_resumed_streaming_training_equals_an_uninterrupted_one(library_run, tmp
     dataset = library_run.preprocess.dataset_path
     weights = {}
     for name in ("straight", "interrupted"):
-        cfg = cfg_for(tmp_path / name, "train.epochs=4", "train.data=stream", "train.shuffle_buffer=256")
+        cfg = small_config(tmp_path / name, "train.epochs=4", "train.data=stream", "train.shuffle_buffer=256")
         ws = Workspace.at(cfg.workspace)
         tracking = setup_tracking(cfg.tracking, ws)
         if name == "interrupted":
-            set_reporter(_Interrupt(after_epoch=2))
+            set_reporter(Interrupt(after_epoch=2))
             try:
                 with pytest.raises(KeyboardInterrupt):
                     train(dataset, cfg.model, cfg.train, ws, tracking)

@@ -27,6 +27,8 @@ from latent.tables import (
 )
 from latent.workspace import Workspace
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def factor_table(tmp_path_factory):

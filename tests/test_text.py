@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from latent.analysis.topics import npmi_coherence, top_word_indices
-from tests.conftest import ROOT
-from tests.test_cli import latent_cmd, one_line_error
+from tests.helpers import ROOT, latent_cmd, one_line_error
+
+pytestmark = pytest.mark.e2e
 
 FAST = ["train.epochs=3", "report.tsne_perplexity=10", "report.n_samples=8", "dataset.text.n_documents=300"]
 

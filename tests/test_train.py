@@ -1,10 +1,13 @@
 import mlflow
 import numpy as np
+import pytest
 import torch
 
 from latent.data import load_dataset_arrays
 from latent.models.io import load_logged_model
 from latent.tracking import use_tracking_uri
+
+pytestmark = pytest.mark.integration
 
 
 def test_training_logs_every_epoch(library_run):

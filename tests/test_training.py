@@ -21,7 +21,9 @@ from latent.progress import set_reporter
 from latent.tracking import setup_tracking
 from latent.train import train
 from latent.workspace import Workspace
-from tests.conftest import ROOT, SMALL
+from tests.helpers import ROOT, Interrupt, small_config
+
+pytestmark = pytest.mark.integration
 
 
 @dataclass
@@ -38,10 +40,6 @@ class NanAfter(VAE):
         if self.training and self.control.progress >= self.config.nan_from:
             out.loss = out.loss * float("nan")
         return out
-
-
-def cfg_for(workspace, *extra):
-    return load_config(ROOT / "conf" / "default.yaml", [f"workspace={workspace}", *SMALL, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -102,34 +100,15 @@ def test_free_bits_and_warmup_shape_the_kl_term():
     assert float(model.regulariser(None, None, None, kl_per_dim)[0]) == pytest.approx(0.75)
 
 
-class _Interrupt:
-    """A progress reporter that presses Ctrl+C after a given epoch (the trainer's own progress hook)."""
-
-    def __init__(self, after_epoch: int) -> None:
-        self.after, self.epochs = after_epoch, 0
-
-    def start(self, key, description, total):
-        pass
-
-    def advance(self, key, steps=1, info=""):
-        if key == "train" and info:
-            self.epochs += steps
-            if self.epochs == self.after:
-                raise KeyboardInterrupt
-
-    def finish(self, key):
-        pass
-
-
 def test_resume_continues_at_the_right_epoch_with_identical_results(library_run, tmp_path):
     dataset = library_run.preprocess.dataset_path
     results = {}
     for name in ("straight", "interrupted"):
-        cfg = cfg_for(tmp_path / name, "train.epochs=6", "train.schedule=cosine", "train.kl_warmup_epochs=2")
+        cfg = small_config(tmp_path / name, "train.epochs=6", "train.schedule=cosine", "train.kl_warmup_epochs=2")
         ws = Workspace.at(cfg.workspace)
         tracking = setup_tracking(cfg.tracking, ws)
         if name == "interrupted":
-            set_reporter(_Interrupt(after_epoch=3))
+            set_reporter(Interrupt(after_epoch=3))
             try:
                 with pytest.raises(KeyboardInterrupt):
                     train(dataset, cfg.model, cfg.train, ws, tracking)
@@ -152,7 +131,7 @@ def test_resume_continues_at_the_right_epoch_with_identical_results(library_run,
 
 
 def test_resume_flag_without_anything_to_resume_is_an_error(library_run, tmp_path):
-    cfg = cfg_for(tmp_path / "ws")
+    cfg = small_config(tmp_path / "ws")
     ws = Workspace.at(cfg.workspace)
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(
@@ -166,7 +145,7 @@ def test_resume_flag_without_anything_to_resume_is_an_error(library_run, tmp_pat
 
 
 def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(library_run, tmp_path):
-    cfg = cfg_for(tmp_path / "ws", "model.name=test_nan_after", "model.params={nan_from: 0.5}", "train.epochs=4")
+    cfg = small_config(tmp_path / "ws", "model.name=test_nan_after", "model.params={nan_from: 0.5}", "train.epochs=4")
     ws = Workspace.at(cfg.workspace)
     tracking = setup_tracking(cfg.tracking, ws)
     with pytest.raises(TrainingError, match=r"non-finite loss .* at epoch 3"):
@@ -184,7 +163,7 @@ def test_champion_alias_moves_only_for_a_better_model(library_run, tmp_path):
     ws = Workspace.at(tmp_path / "ws")
     outcomes = []
     for epochs in (4, 1, 12):
-        cfg = cfg_for(ws.root, f"train.epochs={epochs}")
+        cfg = small_config(ws.root, f"train.epochs={epochs}")
         tracking = setup_tracking(cfg.tracking, ws)
         result = train(dataset, cfg.model, cfg.train, ws, tracking, "digits-alias", champion_alias="champion")
         outcomes.append((result.registered_version, result.champion, result.best_val_loss))
@@ -195,7 +174,7 @@ def test_champion_alias_moves_only_for_a_better_model(library_run, tmp_path):
 
 
 def test_diagnostics_early_stopping_and_collapse_warning(library_run, tmp_path):
-    cfg = cfg_for(
+    cfg = small_config(
         tmp_path / "ws",
         "train.epochs=10",
         "train.learning_rate=1e-12",
@@ -215,7 +194,7 @@ def test_diagnostics_early_stopping_and_collapse_warning(library_run, tmp_path):
 
 
 def test_gan_logs_adversarial_terms_and_sample_diversity(library_run, tmp_path):
-    cfg = cfg_for(tmp_path / "ws", "model.name=vae_gan", "train.epochs=2", "tracking.registered_model=null")
+    cfg = small_config(tmp_path / "ws", "model.name=vae_gan", "train.epochs=2", "tracking.registered_model=null")
     ws = Workspace.at(cfg.workspace)
     tracking = setup_tracking(cfg.tracking, ws)
     result = train(library_run.preprocess.dataset_path, cfg.model, cfg.train, ws, tracking)
@@ -227,7 +206,7 @@ def test_gan_logs_adversarial_terms_and_sample_diversity(library_run, tmp_path):
 def test_conv_model_trains_through_the_pipeline_and_its_pyfunc_encodes(library_run, tmp_path):
     from latent.tracking import use_tracking_uri
 
-    cfg = cfg_for(
+    cfg = small_config(
         tmp_path / "ws",
         "model.name=vae_conv",
         "model.hidden_dims=[64]",

@@ -13,7 +13,9 @@ from latent.models import VAE, VAEConfig, register_model
 from latent.tracking import setup_tracking
 from latent.train import OVERFIT_WINDOW, VANISHING_RATIO, overfitting_warning, train
 from latent.workspace import Workspace
-from tests.test_training import cfg_for
+from tests.helpers import small_config
+
+pytestmark = pytest.mark.integration
 
 
 class _Scale(nn.Module):
@@ -37,7 +39,7 @@ class StarvedFirstLayer(VAE):
 
 
 def _train(workspace, dataset, *extra):
-    cfg = cfg_for(workspace, "tracking.registered_model=null", *extra)
+    cfg = small_config(workspace, "tracking.registered_model=null", *extra)
     ws = Workspace.at(cfg.workspace)
     tracking = setup_tracking(cfg.tracking, ws)
     result = train(dataset, cfg.model, cfg.train, ws, tracking)
@@ -76,7 +78,7 @@ def test_the_default_digits_run_sets_neither_warning(default_digits_run):
 
 
 def test_a_tiny_train_split_trained_long_sets_the_overfitting_tag(tmp_path):
-    cfg = cfg_for(tmp_path / "ws", "preprocess.split.val=0.45", "preprocess.split.test=0.5")
+    cfg = small_config(tmp_path / "ws", "preprocess.split.val=0.45", "preprocess.split.test=0.5")
     ws = Workspace.at(cfg.workspace)
     ing = ingest(cfg.dataset, ws)
     pre = preprocess(ing.raw_path, ing.fingerprint, cfg.preprocess, cfg.dask, ws)

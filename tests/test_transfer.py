@@ -14,7 +14,9 @@ from latent.data.dataset import write_dataset_table
 from latent.errors import DataError
 from latent.transfer import frechet_distance, make_shifted_dataset, mmd_rbf, probe_accuracy, shift_images
 from latent.workspace import Workspace
-from tests.conftest import small_config
+from tests.helpers import small_config
+
+pytestmark = pytest.mark.integration
 
 
 def test_mmd_is_near_zero_for_one_distribution_and_grows_with_the_shift():

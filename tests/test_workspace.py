@@ -5,6 +5,8 @@ import pytest
 
 from latent.workspace import Workspace, atomic_write_bytes, is_temporary, publish_dir
 
+pytestmark = pytest.mark.unit
+
 
 def test_publish_dir_appears_complete_in_one_step(tmp_path):
     final = tmp_path / "table"
