@@ -203,7 +203,16 @@ class TrainConfig(StrictModel):
     # auto: memory when those copies fit in a quarter of the available memory, else stream
     data: Literal["auto", "memory", "stream"] = "auto"
     shuffle_buffer: int = Field(default=16384, gt=0)  # rows per loader worker mixed by the streaming shuffle
-    loader_workers: int = Field(default=1, ge=0)  # background processes reading ahead per rank (stream); 0: inline
+    # background processes reading ahead per rank (stream); 0: inline; auto: 0 on the CPU, whose cores the
+    # training step already uses (a reader beside it slows the step more than it saves), 2 on an accelerator
+    loader_workers: int | Literal["auto"] = "auto"
+
+    @field_validator("loader_workers", mode="before")
+    @classmethod
+    def _workers(cls, value: Any) -> Any:
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"expected auto or a number of processes >= 0, got {value!r}")
+        return value
     devices: int = Field(default=1, gt=0)  # processes on this machine (DDP): one per GPU, or gloo processes on CPU
 
 

@@ -423,7 +423,7 @@ class StreamedData:
         )
         self.val = stream.SplitStream(val_units, val_split, 1024, cfg.seed, False, world.rank, world.size)
         self.n_train, self.n_val, self.steps = self.train.total, self.val.total, self.train.steps
-        self.workers = cfg.loader_workers
+        self.workers = stream.loader_workers(cfg.loader_workers, device)
         self._val_units, self._val_split, self._train_units = val_units, val_split, train_units
 
     def _loader(self, dataset: stream.SplitStream) -> Iterator[torch.Tensor]:

@@ -237,6 +237,15 @@ def model_input(x: torch.Tensor, transform: FeatureTransform, device: torch.devi
     return x
 
 
+def loader_workers(requested: int | str, device: torch.device) -> int:
+    """train.loader_workers resolved: `auto` reads inline on the CPU (the step's threads already use every core, and
+    a reader process beside them slows the step more than it saves) and in 2 background processes per rank
+    feeding an accelerator."""
+    if requested != "auto":
+        return int(requested)
+    return 0 if device.type == "cpu" else 2
+
+
 def available_memory() -> int:
     """Bytes the kernel says can be allocated without swapping (MemAvailable), or free pages where unknown."""
     try:
