@@ -105,10 +105,13 @@ def read_unit(unit: Unit, split: str) -> np.ndarray:
             dtype = stored_dtype(shard.schema_arrow.field("x"))
     except (pa.ArrowException, OSError, TypeError) as exc:
         raise DataError(f"{unit.file}: cannot be read ({exc}); rebuild it with `latent preprocess --force`") from None
-    if unit.rows != table.num_rows:  # a row group of one split (the usual case) needs no filtering copy
-        table = table.filter(pc.equal(table.column("split"), split))
-    # read-only is enough: the shuffle and the batching copy the rows they hand on
-    return arrow_to_vectors(table.column("x"), dtype, dtype, writable=False)
+    # a read-only view of the decoded rows: the split's rows are copied out once here, and the shuffle and the
+    # batching copy only what they hand on
+    rows = arrow_to_vectors(table.column("x"), dtype, dtype, writable=False)
+    if unit.rows == table.num_rows:  # every row of the group is in the split
+        return rows
+    mine = pc.equal(table.column("split"), split).to_numpy(zero_copy_only=False)
+    return rows[mine]
 
 
 def read_range(units: list[Unit], split: str, start: int, stop: int) -> Iterator[np.ndarray]:
@@ -206,22 +209,24 @@ def _batched(chunks: Iterator[np.ndarray], sizes: list[int]) -> Iterator[torch.T
 def _shuffled(
     chunks: Iterator[np.ndarray], sizes: list[int], rng: np.random.Generator, buffer_rows: int
 ) -> Iterator[torch.Tensor]:
+    # The pool is permuted by index: each block is gathered straight from it (its one copy) and only the rows
+    # kept for the next round are moved, so a row is copied about twice on its way, not four times.
     sizes = list(sizes)
     pool: np.ndarray | None = None
     for chunk in chunks:
         pool = chunk if pool is None else np.concatenate([pool, chunk])
         if len(pool) >= buffer_rows:
-            pool = pool[rng.permutation(len(pool))]
-            keep = buffer_rows // 2
-            while sizes and len(pool) - sizes[0] >= keep:
+            order, used, keep = rng.permutation(len(pool)), 0, buffer_rows // 2
+            while sizes and len(pool) - used - sizes[0] >= keep:
                 n = sizes.pop(0)
-                yield torch.from_numpy(pool[:n].copy())
-                pool = pool[n:]
+                yield torch.from_numpy(pool[order[used : used + n]])
+                used += n
+            pool = pool[order[used:]]
     if pool is not None and sizes:
-        pool = pool[rng.permutation(len(pool))]
+        order, used = rng.permutation(len(pool)), 0
         for n in sizes:
-            yield torch.from_numpy(pool[:n].copy())
-            pool = pool[n:]
+            yield torch.from_numpy(pool[order[used : used + n]])
+            used += n
 
 
 def model_input(x: torch.Tensor, transform: FeatureTransform, device: torch.device) -> torch.Tensor:
