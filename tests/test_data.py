@@ -7,7 +7,7 @@ import pytest
 
 from latent.config import DaskConfig, PreprocessConfig, SplitConfig
 from latent.data import ingest, load_dataset_arrays, preprocess, read_dataset_info
-from latent.data.preprocess import split_of
+from latent.data.dataset import split_of
 from latent.errors import DataError
 from latent.workspace import Workspace
 

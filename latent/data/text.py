@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latent.config import SplitConfig, stable_hash
+from latent.data.dataset import read_vocabulary, split_of  # noqa: F401  (read_vocabulary: see the end)
 from latent.data.sources import Plan, Rows, Source, register_source
 from latent.errors import DataError
 from latent.workspace import atomic_write_text
@@ -623,8 +624,6 @@ class TextSource(Source):
         ingest plan, named by the split, so it is fitted once per split)."""
         from sklearn.feature_extraction.text import CountVectorizer
 
-        from latent.data.preprocess import split_of
-
         opts = self._opts()
         plan = json.loads(plan_file.read_text())
         fitted = plan_file.with_name(f"{plan_file.stem}-vocabulary-{stable_hash(split.model_dump())[:8]}.json")
@@ -672,9 +671,3 @@ class TextSource(Source):
 
     _info: dict = {}  # noqa: RUF012  (set per instance by source_from_plan)
     _raw: str = ""
-
-
-def read_vocabulary(dataset_path: str | Path) -> list[str] | None:
-    """The vocabulary a text dataset table was built with (column i of `x` counts word i), or None."""
-    path = Path(dataset_path) / "vocabulary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
