@@ -34,7 +34,7 @@ class StrictModel(BaseModel):
 
 class ImageOptions(StrictModel):
     # [height, width]; null: the folder's own size when every image has it, else a square of the median short
-    # side (capped at max_side) — see latent/data/sources.py ImageFolderSource
+    # side (capped at max_side) — see latent/data/sources/image_folder.py
     size: list[int] | None = None
     max_side: int = Field(default=64, gt=0)  # cap of the size chosen for a folder of mixed sizes
     fit: Literal["crop", "stretch"] = "crop"  # another aspect ratio: centre-crop to it, or stretch to it
@@ -62,7 +62,7 @@ class ShapesOptions(StrictModel):
 
 
 class TextOptions(StrictModel):
-    """dataset.source: text (latent/data/text.py): documents as bag-of-words counts over a train-split vocabulary."""
+    """dataset.source: text (latent/data/sources/text.py): documents as bag-of-words counts over a train-split vocabulary."""
 
     column: str = "text"  # CSV / Parquet / JSON Lines: the column of documents
     label: str | None = None  # an optional integer or string label column (strings become class indices)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from latent.config import DaskConfig, load_config
 from latent.data import ingest, load_dataset_arrays, preprocess, read_dataset_info
-from latent.data.sources import render_shapes
+from latent.data.sources.shapes import render_shapes
 from latent.errors import DataError
 from latent.workspace import Workspace
 from tests.conftest import ROOT
