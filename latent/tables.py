@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 
 from latent.errors import DataError
-from latent.workspace import Workspace, atomic_write_bytes, is_temporary
+from latent.workspace import Workspace, atomic_write_bytes, atomic_write_text, is_temporary, publish_dir
 
 if TYPE_CHECKING:  # imported where used: `latent tables` and `latent query` read metadata and need neither
     import numpy as np
@@ -142,6 +142,21 @@ class LatentTable:
     @property
     def latent_dim(self) -> int:
         return int(self.info["latent_dim"])
+
+
+def is_latent_table(path: str | Path) -> bool:
+    """Whether a complete latent table is at path (its description is written last)."""
+    return (Path(path) / TABLE_JSON).is_file()
+
+
+def publish_latent_table(final: Path) -> contextlib.AbstractContextManager[Path]:
+    """A staging directory that becomes the table at `final` in one atomic exchange (replacing any older one)."""
+    return publish_dir(final, replace=True, marker=TABLE_JSON)
+
+
+def write_table_info(directory: Path, description: dict) -> None:
+    """Write `_table.json` (the schema version first, then the description), last, into a staging directory."""
+    atomic_write_text(directory / TABLE_JSON, json.dumps({"schema_version": SCHEMA_VERSION, **description}, indent=2))
 
 
 def read_table_info(path: str | Path) -> LatentTable:
