@@ -299,7 +299,7 @@ CATALOG_SCHEMA = pa.schema(
 def list_tables(workspace: Workspace) -> list[LatentTable]:
     """Every published latent table in the workspace, newest first."""
     found = []
-    for meta in (workspace.root / "latents").glob(f"*/*/{TABLE_JSON}"):
+    for meta in workspace.latents_root.glob(f"*/*/{TABLE_JSON}"):
         if is_temporary(meta.parent) or is_temporary(meta.parent.parent):
             continue
         with contextlib.suppress(DataError):

@@ -48,10 +48,18 @@ class Plan:
 
 
 class Source:
+    """A kind of input, named by `dataset.source`. At ingest, `fingerprint` names its content and `plan` lists
+    it (writing any raw copy into raw_dir); on a Dask worker, the source is rebuilt from the plan file
+    (`source_from_plan`: `plan_info` is the plan's info, `raw_path` its raw copy) and `read` decodes one
+    partition. A source whose encoding is learned from the train split (text: the vocabulary) also has
+    `fit_on_train(plan_file, split) -> plan_file`, which preprocessing calls before the workers start."""
+
     name: ClassVar[str]
 
     def __init__(self, cfg: DatasetConfig) -> None:
         self.cfg = cfg
+        self.plan_info: dict[str, Any] = {}
+        self.raw_path = ""
 
     def fingerprint(self) -> str:
         raise NotImplementedError
@@ -126,6 +134,6 @@ def source_from_plan(plan: dict, plan_dir: Path) -> tuple[Source, Plan]:
     """Rebuild the source (with what ingest learned) from a plan file's contents, e.g. on a Dask worker."""
     cfg = DatasetConfig.model_validate(plan["dataset"])
     source = get_source(cfg)
-    source._info = plan["info"]  # type: ignore[attr-defined]
-    source._raw = str(plan_dir / plan["info"]["raw"]) if plan["info"].get("raw") else ""  # type: ignore[attr-defined]
+    source.plan_info = plan["info"]
+    source.raw_path = str(plan_dir / plan["info"]["raw"]) if plan["info"].get("raw") else ""
     return source, Plan(plan["partitions"], tuple(plan["geometry"]), plan["scale"], plan["rows"], plan["info"])

@@ -65,8 +65,6 @@ class DigitsSource(Source):
         )
 
     def read(self, partition: list[int]) -> Rows:
-        table = pq.ParquetFile(self._raw).read_row_groups(partition)
+        table = pq.ParquetFile(self.raw_path).read_row_groups(partition)
         pixels = arrow_to_vectors(table.column("pixels"), np.uint8)
         return Rows(table.column("id").to_pylist(), pixels, table.column("label").combine_chunks())
-
-    _raw: str = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -159,7 +159,7 @@ class ImageFolderSource(Source):
     def read(self, partition: list) -> Rows:
         from PIL import Image, UnidentifiedImageError
 
-        root, (height, width), mode = Path(self._info["root"]), self._info["size"], self._info["mode"]
+        root, (height, width), mode = Path(self.plan_info["root"]), self.plan_info["size"], self.plan_info["mode"]
         ids, images, labels, skipped = [], [], [], []
         for rel, label in partition:
             path = root / rel
@@ -193,5 +193,3 @@ class ImageFolderSource(Source):
         if self.cfg.image.fit == "crop":
             return ImageOps.fit(img, (width, height), Image.Resampling.BILINEAR)
         return img.resize((width, height), Image.Resampling.BILINEAR)
-
-    _info: ClassVar[dict] = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -107,7 +106,7 @@ class TabularSource(Source):
     def read(self, partition: list) -> Rows:
         path = Path(partition[0])
         table = self._frame(path)
-        features = self._info["features"]
+        features = self.plan_info["features"]
         x = np.column_stack([table.column(c).cast(pa.float64()).to_numpy(zero_copy_only=False) for c in features])
         x = x.astype(np.float32)
         if np.isinf(x).any():
@@ -128,5 +127,3 @@ class TabularSource(Source):
             y = column.to_numpy(zero_copy_only=False)
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
         return Rows([f"{path.stem}-{digest}-{i:08d}" for i in range(len(x))], x, labels_array(y, len(x)))
-
-    _info: ClassVar[dict] = {}

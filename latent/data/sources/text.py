@@ -649,8 +649,8 @@ class TextSource(Source):
     def read(self, partition: list[int]) -> Rows:
         from sklearn.feature_extraction.text import CountVectorizer
 
-        vocabulary = self._info["vocabulary"]
-        table = pq.ParquetFile(self._raw).read_row_groups(partition)
+        vocabulary = self.plan_info["vocabulary"]
+        table = pq.ParquetFile(self.raw_path).read_row_groups(partition)
         ids, labels, texts, problems = (table.column(c).to_pylist() for c in ("id", "label", "text", "problem"))
         keep = [n for n, p in enumerate(problems) if p is None]
         skipped = [(ids[n], problems[n]) for n in range(len(ids)) if problems[n] is not None]
@@ -664,6 +664,3 @@ class TextSource(Source):
         previews = np.array([" ".join(t.split())[:PREVIEW_CHARS] for t in kept], dtype=str)
         label_array = pa.array([labels[n] for n in keep], pa.int64())
         return Rows([ids[n] for n in keep], x, label_array, {"text_preview": previews}, skipped)
-
-    _info: dict = {}  # noqa: RUF012  (set per instance by source_from_plan)
-    _raw: str = ""
