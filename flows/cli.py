@@ -244,7 +244,9 @@ def _summary(result: dict[str, Any]) -> None:
         out.print(f"images: {images}", soft_wrap=True, highlight=False)
     skipped = result["stages"].get("preprocess", {}).get("skipped")
     if skipped:
-        quarantine = Path(result["stages"]["preprocess"]["dataset_path"]) / "quarantine.parquet"
+        from latent.data.dataset import quarantine_path
+
+        quarantine = quarantine_path(result["stages"]["preprocess"]["dataset_path"])
         out.print(f"skipped {skipped} unreadable file(s): {quarantine}", soft_wrap=True, highlight=False)
     if "report" in result["stages"]:
         out.print(f"report: {result['stages']['report']['html_path']}", soft_wrap=True, highlight=False)

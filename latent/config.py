@@ -38,7 +38,7 @@ class StrictModel(BaseModel):
 
 class ImageOptions(StrictModel):
     # [height, width]; null: the folder's own size when every image has it, else a square of the median short
-    # side (capped at max_side) — see latent/data/sources.py ImageFolderSource
+    # side (capped at max_side) — see latent/data/sources/image_folder.py
     size: list[int] | None = None
     max_side: int = Field(default=64, gt=0)  # cap of the size chosen for a folder of mixed sizes
     fit: Literal["crop", "stretch"] = "crop"  # another aspect ratio: centre-crop to it, or stretch to it
@@ -66,7 +66,7 @@ class ShapesOptions(StrictModel):
 
 
 class TextOptions(StrictModel):
-    """dataset.source: text (latent/data/text.py): documents as bag-of-words counts over a train-split vocabulary."""
+    """dataset.source: text (latent/data/sources/text.py): documents as bag-of-words counts over a train-split vocabulary."""
 
     column: str = "text"  # CSV / Parquet / JSON Lines: the column of documents
     label: str | None = None  # an optional integer or string label column (strings become class indices)
@@ -213,6 +213,7 @@ class TrainConfig(StrictModel):
         if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise ValueError(f"expected auto or a number of processes >= 0, got {value!r}")
         return value
+
     devices: int = Field(default=1, gt=0)  # processes on this machine (DDP): one per GPU, or gloo processes on CPU
 
 

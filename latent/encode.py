@@ -8,7 +8,6 @@ is encoded on a Dask worker, which loads the model from its MLflow URI once per 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import queue
 import threading
@@ -28,9 +27,17 @@ from latent.data.dataset import FeatureTransform, extra_fields, iter_dataset_bat
 from latent.errors import DataError
 from latent.models.io import load_logged_model
 from latent.progress import reporter
-from latent.tables import SCHEMA_VERSION, TABLE_JSON, LatentTableWriter, now_utc, refresh_catalog
+from latent.tables import (
+    LatentTableWriter,
+    is_latent_table,
+    now_utc,
+    publish_latent_table,
+    read_table_info,
+    refresh_catalog,
+    write_table_info,
+)
 from latent.tracking import Tracking, link_table_to_run, log_table_input, stage_run, tag
-from latent.workspace import Workspace, atomic_write_text, publish_dir
+from latent.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -235,8 +242,8 @@ def encode(
     }
     with stage_run(tracking, "encode", stage_tags) as run:
         log_table_input(run, info.path, tracking.dataset_name if tracking else None, info.version, "inference")
-        if (final / TABLE_JSON).is_file() and not replace:
-            meta = json.loads((final / TABLE_JSON).read_text())
+        if is_latent_table(final) and not replace:
+            meta = read_table_info(final).info
             # an MLflow model id names one model whatever URI led to it; other version names come from the URI's
             # last segment and can collide (runs:/A/model and runs:/B/model)
             if not model_version.startswith("m-") and not _same_model(meta["model"]["uri"], model_uri):
@@ -274,7 +281,7 @@ def encode(
         progress.start("encode", "encode", info.rows)
         started = time.perf_counter()
         try:
-            with publish_dir(final, replace=True, marker=TABLE_JSON) as staging:
+            with publish_latent_table(final) as staging:
                 if engine == "dask":
                     from latent.parallel import dask_client
 
@@ -316,7 +323,6 @@ def encode(
                 if rows != info.rows:
                     raise DataError(f"{info.path}: encoded {rows} rows but the manifest lists {info.rows}")
                 description = {
-                    "schema_version": SCHEMA_VERSION,
                     "rows": rows,
                     "rows_per_split": dict(sorted(counts.items())),
                     "latent_dim": model.config.latent_dim,
@@ -328,7 +334,7 @@ def encode(
                     "created_at": created_at,
                     "package_version": latent.__version__,
                 }
-                atomic_write_text(staging / TABLE_JSON, json.dumps(description, indent=2))
+                write_table_info(staging, description)
         finally:
             progress.finish("encode")
         elapsed = time.perf_counter() - started

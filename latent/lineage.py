@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from latent.config import Config
+from latent.data.dataset import is_dataset_table
 from latent.data.ingest import plan_path, source_fingerprint
 from latent.data.preprocess import dataset_version
 from latent.errors import DataError
@@ -23,7 +24,7 @@ def dataset_for(cfg: Config, workspace: Workspace) -> str:
     """The dataset table `latent preprocess` writes for this config (its version is known before it exists)."""
     _, fingerprint = raw_table_for(cfg, workspace)
     path = workspace.dataset_dir(dataset_version(fingerprint, cfg.preprocess))
-    if not (path / "manifest.json").is_file():
+    if not is_dataset_table(path):
         raise DataError(f"{path}: no dataset table for this config yet; run `latent preprocess` first")
     return str(path)
 

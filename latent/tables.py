@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from latent.errors import DataError
-from latent.workspace import Workspace, atomic_write_bytes, is_temporary
+from latent.workspace import Workspace, atomic_write_bytes, atomic_write_text, is_temporary, publish_dir
 
 if TYPE_CHECKING:  # imported where used: `latent tables`, `query` and `neighbors` read JSON and DuckDB only
     import numpy as np
@@ -147,6 +147,21 @@ class LatentTable:
     @property
     def latent_dim(self) -> int:
         return int(self.info["latent_dim"])
+
+
+def is_latent_table(path: str | Path) -> bool:
+    """Whether a complete latent table is at path (its description is written last)."""
+    return (Path(path) / TABLE_JSON).is_file()
+
+
+def publish_latent_table(final: Path) -> contextlib.AbstractContextManager[Path]:
+    """A staging directory that becomes the table at `final` in one atomic exchange (replacing any older one)."""
+    return publish_dir(final, replace=True, marker=TABLE_JSON)
+
+
+def write_table_info(directory: Path, description: dict) -> None:
+    """Write `_table.json` (the schema version first, then the description), last, into a staging directory."""
+    atomic_write_text(directory / TABLE_JSON, json.dumps({"schema_version": SCHEMA_VERSION, **description}, indent=2))
 
 
 def read_table_info(path: str | Path) -> LatentTable:
@@ -297,7 +312,7 @@ def catalog_schema() -> pa.Schema:
 def list_tables(workspace: Workspace) -> list[LatentTable]:
     """Every published latent table in the workspace, newest first."""
     found = []
-    for meta in (workspace.root / "latents").glob(f"*/*/{TABLE_JSON}"):
+    for meta in workspace.latents_root.glob(f"*/*/{TABLE_JSON}"):
         if is_temporary(meta.parent) or is_temporary(meta.parent.parent):
             continue
         with contextlib.suppress(DataError):

@@ -343,12 +343,14 @@ def log_quarantine(tracking: Tracking, run_id: str, dataset_dir: Path, skipped: 
     """Log the files preprocessing skipped (and why) to a run: the table as an artifact, the count as a metric."""
     import mlflow
 
+    from latent.data.dataset import quarantine_path
+
     client = mlflow.MlflowClient(tracking.uri)
     client.log_metric(run_id, "skipped_files", skipped)
-    quarantine = dataset_dir / "quarantine.parquet"
+    quarantine = quarantine_path(dataset_dir)
     if quarantine.is_file():
         client.log_artifact(run_id, str(quarantine), "preprocess")
-    client.set_tag(run_id, tag("warning.skipped_files"), f"{skipped} files skipped; see preprocess/quarantine.parquet")
+    client.set_tag(run_id, tag("warning.skipped_files"), f"{skipped} files skipped; see preprocess/{quarantine.name}")
 
 
 def set_run_tags(tracking: Tracking, run_id: str, tags: dict[str, str]) -> None:

@@ -42,7 +42,7 @@ from latent.data.dataset import DatasetInfo, load_dataset_arrays, read_dataset_i
 from latent.distributed import World
 from latent.errors import ConfigError, DataError, TrainingError
 from latent.models import BaseVAE, LatentMeanEncoder, create_model, model_entry
-from latent.models.io import save_model_files
+from latent.models.io import CONFIG_FILE, WEIGHTS_FILE, save_model_files
 from latent.progress import reporter
 from latent.tracking import (
     Tracking,
@@ -56,6 +56,10 @@ from latent.tracking import (
 from latent.workspace import Workspace, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
+
+# a training run's checkpoint folder, `models/<run-id>/`: the resumable state and the best weights so far
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): Var_x E[z_i | x] above this counts as active
 DIVERSITY_WARNING = 0.5  # prior samples spread less than half as much as the data: likely mode collapse
@@ -230,7 +234,7 @@ def log_encoder_model(model: torch.nn.Module, example: np.ndarray, model_dir: Pa
         input_example=example,
         serialization_format="pt2",
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
-        extra_files=[str(model_dir / "model_config.json"), str(model_dir / "weights.pt")],
+        extra_files=[str(model_dir / CONFIG_FILE), str(model_dir / WEIGHTS_FILE)],
         registered_model_name=registered_model,
     )
 
@@ -678,7 +682,7 @@ def _setup(plan: _Plan, world: World, device: torch.device, resume: bool) -> tup
     checkpoint = Checkpoint()
     if resume:
         checkpoint = Checkpoint.restore(
-            trainer.ckpt_dir / "last.pt", model, optimizers, trainer.schedulers, trainer.generator, world
+            trainer.ckpt_dir / LAST_CHECKPOINT, model, optimizers, trainer.schedulers, trainer.generator, world
         )
     return trainer, checkpoint
 
@@ -741,12 +745,12 @@ def _fit(plan: _Plan, run_id: str, world: World, device: torch.device, tracked: 
             if val["loss"] < ckpt.best_val_loss:
                 ckpt.best_val_loss, ckpt.stale_epochs = val["loss"], 0
                 if world.main:
-                    _save_atomically(t.ckpt_dir / "best.pt", {"epoch": epoch, "model": t.model.state_dict()})
+                    _save_atomically(t.ckpt_dir / BEST_CHECKPOINT, {"epoch": epoch, "model": t.model.state_dict()})
             else:
                 ckpt.stale_epochs += 1
             rng = _all_rng_states(t.generator, world)
             if world.main:
-                ckpt.save(t.ckpt_dir / "last.pt", t.model, t.optimizers, t.schedulers, rng)
+                ckpt.save(t.ckpt_dir / LAST_CHECKPOINT, t.model, t.optimizers, t.schedulers, rng)
                 progress.advance("train", 1, f"epoch {epoch} val_loss {val['loss']:.3f}")
             if cfg.early_stopping_patience and ckpt.stale_epochs >= cfg.early_stopping_patience:
                 early_stopped_at = epoch
@@ -812,10 +816,10 @@ def _finalise(
     ckpt_dir = plan.workspace.model_dir(run.run_id)
     if fitted.early_stopped_at is not None:
         run.set_tags({tag("early_stopped_at_epoch"): fitted.early_stopped_at})
-    if not (ckpt_dir / "best.pt").is_file():
+    if not (ckpt_dir / BEST_CHECKPOINT).is_file():
         raise TrainingError(f"no epoch finished; nothing to save (checkpoints in {ckpt_dir})")
     model = build_model(plan.model_cfg, plan.info)
-    model.load_state_dict(torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=True)["model"])
+    model.load_state_dict(torch.load(ckpt_dir / BEST_CHECKPOINT, map_location="cpu", weights_only=True)["model"])
     model.control.dataset_size = plan.info.splits.get("train", 0)
     model = model.eval()
     cfg = plan.train_cfg.model_copy(update={"loader_workers": 0})
@@ -904,7 +908,7 @@ def _plan(
     previous = None
     if resume != "never" and tracking is not None:
         previous = unfinished_stage_run(tracking, "train", dataset_version=info.version, train_key=key)
-        if previous is not None and not (workspace.model_dir(previous.info.run_id) / "last.pt").is_file():
+        if previous is not None and not (workspace.model_dir(previous.info.run_id) / LAST_CHECKPOINT).is_file():
             previous = None
     if resume == "require" and previous is None:
         raise TrainingError(f"nothing to resume: no interrupted training of this config on dataset {info.version}")
@@ -964,7 +968,7 @@ def _training_run(plan: _Plan, tracking: Tracking | None, run_name: str, world_s
 
 
 def _checkpoint_epoch(plan: _Plan) -> int:
-    path = plan.workspace.model_dir(plan.previous_run_id or "") / "last.pt"
+    path = plan.workspace.model_dir(plan.previous_run_id or "") / LAST_CHECKPOINT
     return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
 
 

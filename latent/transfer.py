@@ -22,7 +22,13 @@ import numpy as np
 
 from latent.analysis.probes import probe_accuracy
 from latent.config import ShiftConfig
-from latent.data.dataset import DatasetInfo, load_dataset_arrays, read_dataset_info, write_dataset_table
+from latent.data.dataset import (
+    DatasetInfo,
+    is_dataset_table,
+    load_dataset_arrays,
+    read_dataset_info,
+    write_dataset_table,
+)
 from latent.errors import DataError
 from latent.tables import load_latent_arrays
 from latent.workspace import Workspace, atomic_write_text, publish_dir
@@ -253,7 +259,7 @@ def resolve_source(source_model: str, tracking, workspace: Workspace) -> Transfe
         first = " ".join(str(exc).split())[:300]
         raise DataError(f"transfer.source_model: cannot resolve {source_model!r} ({first})") from None
     dataset = workspace.dataset_dir(dataset_version)
-    if not (dataset / "manifest.json").is_file():
+    if not is_dataset_table(dataset):
         raise DataError(f"transfer.source_model: its training dataset {dataset} is not in this workspace")
     return TransferSource(uri, model_version, run_id, str(dataset))
 

@@ -41,9 +41,14 @@ class Workspace:
     def model_dir(self, run_id: str) -> Path:
         return self.root / "models" / plain_name(run_id, "run id")
 
+    @property
+    def latents_root(self) -> Path:
+        """`latents/`: one `<dataset-version>/<model-version>/` table under it per pair."""
+        return self.root / "latents"
+
     def latent_dir(self, dataset_version: str, model_version: str) -> Path:
         dataset, model = plain_name(dataset_version, "dataset version"), plain_name(model_version, "model version")
-        return self.root / "latents" / dataset / model
+        return self.latents_root / dataset / model
 
     def report_dir(self, run_id: str) -> Path:
         return self.root / "reports" / plain_name(run_id, "run id")

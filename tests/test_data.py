@@ -7,7 +7,7 @@ import pytest
 
 from latent.config import DaskConfig, PreprocessConfig, SplitConfig
 from latent.data import ingest, load_dataset_arrays, preprocess, read_dataset_info
-from latent.data.preprocess import split_of
+from latent.data.dataset import read_manifest, split_of, write_dataset_table
 from latent.errors import DataError
 from latent.workspace import Workspace
 
@@ -76,6 +76,55 @@ def test_preprocess_writes_shards_manifest_and_scaled_pixels(library_run):
         assert s == split_of(row_id, split)
     stats = json.loads((info.path / "stats.json").read_text())
     assert 0 < stats["mean"] < 1 and stats["split"] == "train"
+
+
+# the manifest's keys in the order every workspace so far has them on disk
+PREPROCESS_MANIFEST_KEYS = [
+    "schema_version",
+    "dataset_version",
+    "source",
+    "source_fingerprint",
+    "plan",
+    "rows",
+    "splits",
+    "content_hash",
+    "shape",
+    "feature_dim",
+    "schema",
+    "shards",
+    "skipped",
+    "preprocess",
+    "created_at",
+    "transform",
+    "seconds",
+]
+ARRAYS_MANIFEST_KEYS = [
+    "schema_version",
+    "dataset_version",
+    "source_fingerprint",
+    "rows",
+    "splits",
+    "content_hash",
+    "shape",
+    "feature_dim",
+    "schema",
+    "shards",
+]
+
+
+def test_a_manifest_reads_back_and_writes_out_byte_for_byte(library_run, tmp_path):
+    ws = Workspace.at(tmp_path / "ws")
+    arrays = write_dataset_table(ws, "roundtrip", np.arange(40, dtype=np.float32).reshape(20, 2), shard_rows=8)
+    for path, keys in (
+        (Path(library_run.preprocess.dataset_path), PREPROCESS_MANIFEST_KEYS),
+        (arrays.path, ARRAYS_MANIFEST_KEYS),
+    ):
+        text = (path / "manifest.json").read_text()
+        assert list(json.loads(text)) == keys
+        out = tmp_path / path.name
+        out.mkdir()
+        read_manifest(path).write(out)
+        assert (out / "manifest.json").read_text() == text
 
 
 def test_preprocess_is_reused_when_inputs_are_unchanged(library_run):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from latent.config import DaskConfig, load_config
 from latent.data import ingest, load_dataset_arrays, preprocess, read_dataset_info
-from latent.data.sources import render_shapes
+from latent.data.sources.shapes import render_shapes
 from latent.errors import DataError
 from latent.workspace import Workspace
 from tests.helpers import ROOT
@@ -341,3 +341,19 @@ def test_shapes_render_distinct_shapes_that_grow_with_scale():
     assert (areas > 20).all()
     assert len({images[i].tobytes() for i in range(3)}) == 3  # square, ellipse, heart differ
     assert areas[3] > areas[2] * 2  # scale 1.0 vs 0.5 (area grows with the square of the scale)
+
+
+def test_the_shapes_grid_is_described_once_and_its_rows_follow_it():
+    from latent.config import DatasetConfig
+    from latent.data.sources import get_source, shapes
+
+    assert shapes.FACTOR_NAMES == ("shape", "scale", "orientation", "pos_x", "pos_y")
+    assert shapes.FACTOR_SIZES == (3, 6, 40, 32, 32) and shapes.GRID == 737_280
+    source = get_source(DatasetConfig.model_validate({"source": "shapes", "shapes": {"n_samples": None}}))
+    last = source.read([shapes.GRID - 2, shapes.GRID])  # the grid's last two images: every factor at its top value
+    for name, size in zip(shapes.FACTOR_NAMES, shapes.FACTOR_SIZES, strict=True):
+        expected = [size - 2, size - 1] if name == "pos_y" else [size - 1, size - 1]  # pos_y varies fastest
+        assert last.extra[f"{name}_idx"].tolist() == expected, name
+    indices = np.column_stack([last.extra[f"{name}_idx"] for name in shapes.FACTOR_NAMES])
+    assert np.array_equal(last.x, render_shapes(indices))  # the rows are the renderer's images of their factors
+    assert last.x.shape == (2, shapes.IMAGE_SIZE**2)

@@ -1,19 +1,87 @@
-"""Reading dataset tables: their manifest and their rows as arrays for training and encoding."""
+"""The dataset table's on-disk format, and its only owner: file names, schema, splits, the manifest, the read-time
+feature transform, and reading the rows back as arrays for training and encoding.
+
+A dataset table is a folder `datasets/<version>/` of Parquet shards (`part-00000.parquet`, ...: `id`, `split`,
+`label`, `x` as a fixed-size list, then any extra columns such as ground-truth factors), a `manifest.json` that a
+reader trusts (written last, so its presence marks a complete table), a `stats.json` of train-split statistics, and
+for some sources a `quarantine.parquet` of skipped files or a `vocabulary.json`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from latent.data.arrow import arrow_to_vectors
+from latent.data.arrow import arrow_to_vectors, vectors_field
 from latent.errors import DataError
+from latent.workspace import atomic_write_text, publish_dir
+
+SCHEMA_VERSION = 2
+MANIFEST = "manifest.json"
+STATS = "stats.json"
+QUARANTINE = "quarantine.parquet"
+VOCABULARY = "vocabulary.json"
+SHARD_GLOB = "part-*.parquet"
+SPLITS = ("train", "val", "test")
+DATASET_COLUMNS = ("id", "split", "label", "x")
+# Dataset tables are read again and again (every epoch's loader, every encoding): LZ4 decodes ~2.5x faster than
+# zstd here for float features, which rarely compress anyway. Analyst-facing latent tables use zstd.
+DATASET_COMPRESSION = "lz4"
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def shard_files(path: str | Path) -> list[Path]:
+    return sorted(Path(path).glob(SHARD_GLOB))
+
+
+def split_of(row_id: str, split: Any) -> str:
+    """Deterministic split from a hash of the id (`split`: a SplitConfig, val and test fractions): stable across
+    runs, machines and row order."""
+    h = int.from_bytes(hashlib.sha256(row_id.encode()).digest()[:8], "big") / 2.0**64
+    if h < split.test:
+        return "test"
+    if h < split.test + split.val:
+        return "val"
+    return "train"
+
+
+def dataset_schema(width: int, dtype: np.dtype | type = np.float32, extra: list[pa.Field] | None = None) -> pa.Schema:
+    """id, split, label, the rows `x` (fixed-width bytes of `dtype`, see latent/data/arrow.py), extra columns."""
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("split", pa.string()),
+            ("label", pa.int64()),
+            vectors_field("x", dtype, width),
+            *(extra or []),
+        ]
+    )
+
+
+def shard_metadata(version: str, geometry: tuple[int, int, int] | None = None) -> dict[str, str]:
+    """Parquet key-value metadata of every shard; with the (channels, height, width) of image rows when known."""
+    meta = {"latent.schema_version": str(SCHEMA_VERSION), "latent.dataset_version": version}
+    if geometry is not None:
+        channels, height, width = geometry
+        meta.update({"latent.height": str(height), "latent.width": str(width), "latent.channels": str(channels)})
+    return meta
+
+
+def write_shard(table: pa.Table, path: str | Path) -> None:
+    pq.write_table(table, path, compression=DATASET_COMPRESSION, use_dictionary=["split"])
 
 
 @dataclass(frozen=True)
@@ -58,6 +126,96 @@ class FeatureTransform:
 
 
 @dataclass(frozen=True)
+class Manifest:
+    """`manifest.json`: what a dataset table holds. Fields left None are not written (a table written from arrays
+    has no source, plan or preprocessing config), so a manifest reads back and writes out unchanged."""
+
+    dataset_version: str
+    rows: int
+    splits: dict[str, int]
+    content_hash: str
+    shape: dict[str, int]
+    feature_dim: int
+    source_fingerprint: str | None = None
+    schema: str | None = None
+    shards: list[dict[str, Any]] | None = None
+    schema_version: int = SCHEMA_VERSION
+    source: str | None = None
+    plan: str | None = None
+    skipped: list[dict[str, str]] | None = None  # files left out (image folders with on_bad_file: skip)
+    image: dict[str, Any] | None = None  # image folders: the size and mode every image was brought to, and why
+    preprocess: dict[str, Any] | None = None
+    created_at: str | None = None
+    transform: FeatureTransform | None = None
+    seconds: float | None = None
+
+    # the order of the keys in the file, kept as it always was
+    KEYS = (
+        "schema_version",
+        "dataset_version",
+        "source",
+        "source_fingerprint",
+        "plan",
+        "rows",
+        "splits",
+        "content_hash",
+        "shape",
+        "feature_dim",
+        "schema",
+        "shards",
+        "skipped",
+        "image",
+        "preprocess",
+        "created_at",
+        "transform",
+        "seconds",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        out = {}
+        for key in self.KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value.to_json() if isinstance(value, FeatureTransform) else value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["rows"] = int(data["rows"])
+        values["splits"] = dict(data["splits"])
+        values["shape"] = dict(data["shape"])
+        values["feature_dim"] = int(data["feature_dim"])
+        values["dataset_version"], values["content_hash"] = data["dataset_version"], data["content_hash"]
+        if "transform" in data:
+            values["transform"] = FeatureTransform.from_json(data["transform"])
+        return cls(**values)
+
+    def write(self, directory: str | Path) -> Path:
+        """Write `manifest.json` into the (staging) directory atomically; last, since it marks the table complete."""
+        path = Path(directory) / MANIFEST
+        atomic_write_text(path, json.dumps(self.to_json(), indent=2))
+        return path
+
+
+def is_dataset_table(path: str | Path) -> bool:
+    """Whether a complete dataset table is at path (its manifest is written last)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise DataError(f"{path}: not a dataset table (no {MANIFEST}); run `latent preprocess` first")
+    try:
+        return Manifest.from_json(json.loads(manifest_path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{manifest_path}: malformed manifest ({exc!r})") from None
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     path: Path
     version: str
@@ -71,49 +229,59 @@ class DatasetInfo:
 
 def read_dataset_info(path: str | Path) -> DatasetInfo:
     path = Path(path)
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise DataError(f"{path}: not a dataset table (no manifest.json); run `latent preprocess` first")
-    try:
-        m = json.loads(manifest_path.read_text())
-        return DatasetInfo(
-            path=path,
-            version=m["dataset_version"],
-            rows=int(m["rows"]),
-            splits=dict(m["splits"]),
-            content_hash=m["content_hash"],
-            feature_dim=int(m["feature_dim"]),
-            shape=dict(m["shape"]),
-            transform=FeatureTransform.from_json(m.get("transform")),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{manifest_path}: malformed manifest ({exc!r})") from None
+    m = read_manifest(path)
+    return DatasetInfo(
+        path=path,
+        version=m.dataset_version,
+        rows=m.rows,
+        splits=m.splits,
+        content_hash=m.content_hash,
+        feature_dim=m.feature_dim,
+        shape=m.shape,
+        transform=m.transform or FeatureTransform(),
+    )
 
 
-def _dataset(path: Path) -> ds.Dataset:
-    return ds.dataset(sorted(str(p) for p in path.glob("part-*.parquet")), format="parquet")
+def write_stats(directory: str | Path, stats: dict[str, Any]) -> None:
+    atomic_write_text(Path(directory) / STATS, json.dumps(stats, indent=2))
+
+
+def quarantine_path(directory: str | Path) -> Path:
+    """Where a dataset table lists the files it left out (present only when some were)."""
+    return Path(directory) / QUARANTINE
+
+
+def write_quarantine(directory: str | Path, skipped: list[tuple[str, str]]) -> None:
+    table = pa.table({"file": [f for f, _ in skipped], "reason": [w for _, w in skipped]})
+    pq.write_table(table, quarantine_path(directory))
+
+
+def write_vocabulary(directory: str | Path, vocabulary: list[str]) -> None:
+    atomic_write_text(Path(directory) / VOCABULARY, json.dumps(vocabulary))
+
+
+def read_vocabulary(dataset_path: str | Path) -> list[str] | None:
+    """The vocabulary a text dataset table was built with (column i of `x` counts word i), or None."""
+    path = Path(dataset_path) / VOCABULARY
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def load_dataset_arrays(
-    path: str | Path, splits: tuple[str, ...] = ("train", "val", "test")
+    path: str | Path, splits: tuple[str, ...] = SPLITS, transform: FeatureTransform | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids, x as float32 (n, d), labels) for the rows of the given splits, in table order."""
+    """(ids, x as float32 (n, d), labels) for the rows of the given splits, in table order; x through the
+    manifest's transform, or through `transform` (which preprocessing passes while it fits the manifest's)."""
     path = Path(path)
-    info = read_dataset_info(path)
+    if transform is None:
+        transform = read_dataset_info(path).transform
     try:
-        table = _dataset(path).to_table(columns=["id", "label", "x"], filter=ds.field("split").isin(list(splits)))
+        dataset = ds.dataset([str(p) for p in shard_files(path)], format="parquet")
+        table = dataset.to_table(columns=["id", "label", "x"], filter=ds.field("split").isin(list(splits)))
     except (pa.ArrowException, OSError) as exc:
         raise _damaged(path, exc) from None
     ids = np.asarray(table.column("id").to_pylist(), dtype=object)
     labels = table.column("label").to_numpy(zero_copy_only=False)
-    return ids, info.transform.apply(table.column("x")), labels
-
-
-DATASET_COLUMNS = ("id", "split", "label", "x")
-
-
-def shard_files(path: str | Path) -> list[Path]:
-    return sorted(Path(path).glob("part-*.parquet"))
+    return ids, transform.apply(table.column("x")), labels
 
 
 def extra_fields(path: str | Path) -> list:
@@ -167,21 +335,8 @@ def write_dataset_table(
 ) -> DatasetInfo:
     """Write in-memory arrays as a dataset table (same layout and manifest as `preprocess`), e.g. features that
     are already numeric, synthetic benchmarks, or test fixtures. Reuses the table if the same content exists."""
-    import hashlib
-
-    import pyarrow as pa
-
     from latent.config import SplitConfig, stable_hash
     from latent.data.arrow import vectors_to_binary
-    from latent.data.preprocess import (
-        DATASET_COMPRESSION,
-        MANIFEST,
-        SCHEMA_VERSION,
-        SPLITS,
-        dataset_schema,
-        split_of,
-    )
-    from latent.workspace import atomic_write_text, publish_dir
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or len(x) == 0:
@@ -209,13 +364,13 @@ def write_dataset_table(
         {"name": name, "content": content_hash, "split": [val, test], "shape": shape, "v": SCHEMA_VERSION}
     )
     final = workspace.dataset_dir(version)
-    if (final / MANIFEST).is_file():
+    if is_dataset_table(final):
         return read_dataset_info(final)
 
     schema = dataset_schema(width)
     for key, values in extra.items():
         schema = schema.append(pa.field(key, pa.from_numpy_dtype(values.dtype)))
-    meta = {"latent.schema_version": str(SCHEMA_VERSION), "latent.dataset_version": version}
+    meta = shard_metadata(version)
     with publish_dir(final, replace=True) as staging:
         shards = []
         for i, start in enumerate(range(0, n, shard_rows)):
@@ -227,30 +382,23 @@ def write_dataset_table(
                 vectors_to_binary(x[start:stop]),
                 *(pa.array(extra[key][start:stop]) for key in extra),
             ]
-            part = f"part-{i:05d}.parquet"
-            pq.write_table(
-                pa.Table.from_arrays(columns, schema=schema.with_metadata(meta)),
-                staging / part,
-                compression=DATASET_COMPRESSION,
-                use_dictionary=["split"],
-            )
+            part = shard_name(i)
+            write_shard(pa.Table.from_arrays(columns, schema=schema.with_metadata(meta)), staging / part)
             shards.append({"file": part, "rows": stop - start, "sha256": digests[i]})
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "dataset_version": version,
-            "source_fingerprint": f"arrays:{name}",
-            "rows": n,
-            "splits": {s: splits.count(s) for s in SPLITS},
-            "content_hash": content_hash,
-            "shape": (
+        Manifest(
+            dataset_version=version,
+            source_fingerprint=f"arrays:{name}",
+            rows=n,
+            splits={s: splits.count(s) for s in SPLITS},
+            content_hash=content_hash,
+            shape=(
                 {"channels": shape[0], "height": shape[1], "width": shape[2]}
                 if shape
                 else {"height": 1, "width": width, "channels": 0}
             ),
-            "feature_dim": width,
-            "schema": schema.to_string(show_schema_metadata=False),
-            "shards": shards,
-            "transform": {"scale": 1.0, "stored": "float32"},
-        }
-        atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
+            feature_dim=width,
+            schema=schema.to_string(show_schema_metadata=False),
+            shards=shards,
+            transform=FeatureTransform(stored="float32"),
+        ).write(staging)
     return read_dataset_info(final)

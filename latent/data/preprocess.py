@@ -21,23 +21,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latent.config import DaskConfig, PreprocessConfig, SplitConfig, stable_hash
-from latent.data.arrow import stored_dtype, vectors_field, vectors_to_binary
-from latent.data.dataset import FeatureTransform, load_dataset_arrays
+from latent.data.arrow import stored_dtype, vectors_to_binary
+from latent.data.dataset import (
+    MANIFEST,
+    SCHEMA_VERSION,
+    SPLITS,
+    FeatureTransform,
+    Manifest,
+    dataset_schema,
+    is_dataset_table,
+    load_dataset_arrays,
+    read_manifest,
+    shard_metadata,
+    shard_name,
+    split_of,
+    write_quarantine,
+    write_shard,
+    write_stats,
+    write_vocabulary,
+)
 from latent.data.sources import Plan, Source, source_from_plan
 from latent.errors import DataError
 from latent.parallel import dask_client
-from latent.workspace import Workspace, atomic_write_text, publish_dir
+from latent.workspace import Workspace, publish_dir
 
 logger = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2
-MANIFEST = "manifest.json"
-STATS = "stats.json"
-QUARANTINE = "quarantine.parquet"
-SPLITS = ("train", "val", "test")
-# Dataset tables are read again and again (every epoch's loader, every encoding): LZ4 decodes ~2.5x faster than
-# zstd here for float features, which rarely compress anyway. Analyst-facing latent tables use zstd.
-DATASET_COMPRESSION = "lz4"
 
 
 @dataclass(frozen=True)
@@ -54,29 +62,6 @@ class PreprocessResult:
 def dataset_version(fingerprint: str, cfg: PreprocessConfig) -> str:
     """Identity of a dataset table: the source content plus everything that shapes the preprocessing."""
     return stable_hash({"fingerprint": fingerprint, "preprocess": cfg.model_dump(mode="json"), "v": SCHEMA_VERSION})
-
-
-def split_of(row_id: str, split: SplitConfig) -> str:
-    """Deterministic split from a hash of the id: stable across runs, machines and row order."""
-    h = int.from_bytes(hashlib.sha256(row_id.encode()).digest()[:8], "big") / 2.0**64
-    if h < split.test:
-        return "test"
-    if h < split.test + split.val:
-        return "val"
-    return "train"
-
-
-def dataset_schema(width: int, dtype: np.dtype | type = np.float32, extra: list[pa.Field] | None = None) -> pa.Schema:
-    """id, split, label, the rows `x` (fixed-width bytes of `dtype`, see latent/data/arrow.py), extra columns."""
-    return pa.schema(
-        [
-            ("id", pa.string()),
-            ("split", pa.string()),
-            ("label", pa.int64()),
-            vectors_field("x", dtype, width),
-            *(extra or []),
-        ]
-    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -114,7 +99,7 @@ def _preprocess_partition(plan_file: str, index: int, out_path: str, split: Spli
         ],
         schema=dataset_schema(x.shape[1], x.dtype, extra).with_metadata(meta),
     )
-    pq.write_table(table, out_path, compression=DATASET_COMPRESSION, use_dictionary=["split"])
+    write_shard(table, out_path)
     digest = hashlib.sha256()
     digest.update("\0".join(rows.ids).encode())
     digest.update(x.tobytes())
@@ -135,15 +120,12 @@ def _preprocess_partition(plan_file: str, index: int, out_path: str, split: Spli
     }
 
 
-def _fit_transform(
-    staging: Path, manifest: dict, plan: Plan, stored: str, standardise: bool, fill: bool
-) -> FeatureTransform:
+def _fit_transform(staging: Path, plan: Plan, stored: str, standardise: bool, fill: bool) -> FeatureTransform:
     """Fill values and standardisation for tabular features, fitted on the train split only."""
     transform = FeatureTransform(scale=plan.scale, stored=stored)
     if not (standardise or fill):
         return transform
-    atomic_write_text(staging / MANIFEST, json.dumps({**manifest, "transform": transform.to_json()}))
-    _, x, _ = load_dataset_arrays(staging, ("train",))
+    _, x, _ = load_dataset_arrays(staging, ("train",), transform)
     if len(x) == 0:
         raise DataError(f"{staging}: the train split is empty; cannot fit the feature statistics")
     medians = np.nanmedian(x, axis=0) if fill else None
@@ -170,16 +152,16 @@ def preprocess(
     version exists, unless force (then the new table replaces the old in one atomic exchange)."""
     version = dataset_version(fingerprint, cfg)
     final = workspace.dataset_dir(version)
-    if (final / MANIFEST).is_file() and not force:
-        manifest = json.loads((final / MANIFEST).read_text())
+    if is_dataset_table(final) and not force:
+        existing = read_manifest(final)
         return PreprocessResult(
             str(final),
             version,
-            manifest["rows"],
-            manifest["content_hash"],
+            existing.rows,
+            existing.content_hash,
             reused=True,
-            skipped=len(manifest.get("skipped", [])),
-            images=_describe_images(manifest.get("image")),
+            skipped=len(existing.skipped or []),
+            images=_describe_images(existing.image),
         )
     plan_file = Path(raw_path)
     if not plan_file.is_file():
@@ -195,13 +177,7 @@ def preprocess(
     if not plan.partitions:
         raise DataError(f"{source.cfg.path or source.cfg.source}: the source has no rows")
     channels, height, width = plan.geometry
-    meta = {
-        "latent.schema_version": str(SCHEMA_VERSION),
-        "latent.dataset_version": version,
-        "latent.height": str(height),
-        "latent.width": str(width),
-        "latent.channels": str(channels),
-    }
+    meta = shard_metadata(version, plan.geometry)
 
     started = time.perf_counter()
     with publish_dir(final, replace=True, marker=MANIFEST) as staging, dask_client(dask_cfg) as client:
@@ -210,7 +186,7 @@ def preprocess(
                 _preprocess_partition,
                 str(plan_file),
                 i,
-                str(staging / f"part-{i:05d}.parquet"),
+                str(staging / shard_name(i)),
                 cfg.split,
                 meta,
                 pure=False,
@@ -232,46 +208,42 @@ def preprocess(
         var = sum(r["train_sumsq"] for r in kept) / max(n_values, 1) - mean**2
         feature_dim = channels * height * width if channels else width
         schema = pq.read_schema(staging / kept[0]["file"])
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "dataset_version": version,
-            "source": source.cfg.source,
-            "source_fingerprint": fingerprint,
-            "plan": str(plan_file),
-            "rows": n_rows,
-            "splits": counts,
-            "content_hash": content_hash,
-            "shape": {"height": height, "width": width, "channels": channels},
-            "feature_dim": feature_dim,
-            "schema": schema.to_string(show_schema_metadata=False),
-            "shards": [{"file": r["file"], "rows": r["rows"], "sha256": r["sha256"]} for r in kept],
-            "skipped": [{"file": f, "reason": why} for f, why in skipped],
-            **({"image": plan.info["image"]} if "image" in plan.info else {}),
-            "preprocess": cfg.model_dump(mode="json"),
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
         tabular = source.cfg.source == "tabular"
         transform = _fit_transform(
             staging,
-            manifest,
             plan,
             stored_dtype(schema.field("x")).name,
             standardise=tabular,
             fill=tabular and source.cfg.tabular.missing == "median",
         )
-        manifest["transform"] = transform.to_json()
-        manifest["seconds"] = round(time.perf_counter() - started, 3)
+        manifest = Manifest(
+            dataset_version=version,
+            source=source.cfg.source,
+            source_fingerprint=fingerprint,
+            plan=str(plan_file),
+            rows=n_rows,
+            splits=counts,
+            content_hash=content_hash,
+            shape={"height": height, "width": width, "channels": channels},
+            feature_dim=feature_dim,
+            schema=schema.to_string(show_schema_metadata=False),
+            shards=[{"file": r["file"], "rows": r["rows"], "sha256": r["sha256"]} for r in kept],
+            skipped=[{"file": f, "reason": why} for f, why in skipped],
+            image=plan.info.get("image"),
+            preprocess=cfg.model_dump(mode="json"),
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            transform=transform,
+            seconds=round(time.perf_counter() - started, 3),
+        )
         if skipped:
-            quarantine = pa.table({"file": [f for f, _ in skipped], "reason": [w for _, w in skipped]})
-            pq.write_table(quarantine, staging / QUARANTINE)
+            write_quarantine(staging, skipped)
         if plan.info.get("vocabulary"):
-            atomic_write_text(staging / "vocabulary.json", json.dumps(plan.info["vocabulary"]))
-        stats = {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values}
-        atomic_write_text(staging / STATS, json.dumps(stats, indent=2))
-        atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
+            write_vocabulary(staging, plan.info["vocabulary"])
+        write_stats(staging, {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values})
+        manifest.write(staging)
     logger.info("dataset %s: %d rows published in %s (%d files skipped)", version, n_rows, final, len(skipped))
     return PreprocessResult(
-        str(final), version, n_rows, content_hash, False, len(skipped), _describe_images(manifest.get("image"))
+        str(final), version, n_rows, content_hash, False, len(skipped), _describe_images(manifest.image)
     )
 
 
