@@ -18,6 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "latent"
 
+pytestmark = pytest.mark.unit
+
 
 def module_files(root: Path = ROOT / PACKAGE) -> dict[str, Path]:
     """Dotted module name -> file, for every module and package under `root`."""
