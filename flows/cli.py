@@ -566,7 +566,7 @@ TableOpt = Annotated[
 
 def _analysis_context(config: Path | None, sets: list[str] | None, table: str | None):
     """The workspace, its MLflow tracking and the latent space (table + model + dataset) an analysis works on."""
-    from latent.analysis.explore import open_latent_space, resolve_table
+    from latent.explore.space import open_latent_space, resolve_table
     from latent.tracking import setup_tracking
 
     cfg = _load(config, sets)
@@ -607,7 +607,7 @@ def interpolate(
     """Decode the path between two rows' latent means (linear or --slerp) as an image strip, logged to MLflow."""
     _quiet_environment(debug)
     try:
-        from latent.analysis.explore import write_interpolation
+        from latent.explore.commands import write_interpolation
 
         if steps < 2:
             raise LatentError(f"--steps: expected at least 2, got {steps}")
@@ -638,7 +638,7 @@ def arithmetic(
     """Latent arithmetic: add (mean z of --plus rows − mean z of --minus rows) to chosen rows and decode the grid."""
     _quiet_environment(debug)
     try:
-        from latent.analysis.explore import write_arithmetic
+        from latent.explore.commands import write_arithmetic
 
         try:
             values = [float(s) for s in strengths.split(",") if s.strip()]
@@ -674,7 +674,7 @@ def traverse(
     """Latent traversals: each dimension swept from −3σ to +3σ around a few anchors, ordered by KL."""
     _quiet_environment(debug)
     try:
-        from latent.analysis.explore import write_traversals
+        from latent.explore.commands import write_traversals
 
         if dims <= 0 or anchors <= 0 or steps < 2:
             raise LatentError("--dims, --anchors and --steps: expected positive integers (--steps at least 2)")
@@ -705,7 +705,7 @@ def disentangle(
     """Disentanglement metrics (MIG, DCI, SAP, modularity, explicitness, FactorVAE, β-VAE) of a table with factors."""
     _quiet_environment(debug)
     try:
-        from latent.analysis.explore import write_disentanglement
+        from latent.explore.commands import write_disentanglement
 
         if budget != "full" and not (budget.isdigit() and int(budget) >= 8):
             raise LatentError(f"--budget: expected an integer >= 8 or 'full', got {budget!r}")
@@ -741,8 +741,8 @@ def compare(
     """Linear CKA between two latent tables over their shared ids (1: the same space up to rotation and scale)."""
     _quiet_environment(debug)
     try:
-        from latent.analysis.compare import compare_tables
-        from latent.analysis.explore import resolve_table
+        from latent.explore.compare import compare_tables
+        from latent.explore.space import resolve_table
 
         workspace = _workspace(config, set_)
         a, b = resolve_table(workspace, table_a), resolve_table(workspace, table_b)
@@ -771,8 +771,8 @@ def probe(
     """Logistic-regression and kNN probe accuracy on the latents (and raw inputs) with 10, 100, 1000, all labels."""
     _quiet_environment(debug)
     try:
-        from latent.analysis.explore import resolve_table
-        from latent.analysis.probes import probe_table
+        from latent.explore.probes import probe_table
+        from latent.explore.space import resolve_table
 
         try:
             values = [None if b.strip() == "all" else int(b) for b in budgets.split(",") if b.strip()]

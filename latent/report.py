@@ -25,14 +25,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import latent
-from latent.analysis import interpolate, pca, probe_report, sample_prior, tsne, umap
-from latent.analysis.disentangle import evaluate_latent_space, factor_columns
+from latent.analysis import attribute_vector, informative_dims, kl_per_dim, pca, probe_report, sample_prior, tsne, umap
 from latent.analysis.dr import fit_rows
-from latent.analysis.explore import LatentSpace, apply_vector, attribute_vector, kl_per_dim, traversal_codes
-from latent.analysis.figures import as_image, image_grid_png, pyplot
-from latent.analysis.modalities import TEXT_COLUMNS, domain_sections, domain_thumbnails
 from latent.config import ReportConfig, stable_hash
-from latent.data.dataset import DatasetInfo, read_dataset_info
+from latent.data.dataset import read_dataset_info
+from latent.explore.disentangle import evaluate_latent_space, factor_columns
+from latent.explore.figures import as_image, image_grid_png, pyplot
+from latent.explore.grids import ImageGrid, arithmetic_grid, interpolation_grid, traversal_grid
+from latent.explore.modalities import TEXT_COLUMNS, domain_sections, domain_thumbnails
+from latent.explore.space import LatentSpace, image_geometry
 from latent.models.io import load_logged_model
 from latent.progress import reporter
 from latent.tables import load_latent_arrays, open_latent_dataset, read_latent_table, read_table_info
@@ -344,15 +345,6 @@ def latent_map_section(payload: dict) -> Section:
     return Section("latent-map", "Latent map (interactive)", body, needs_plotly=True)
 
 
-def image_geometry(dataset: DatasetInfo) -> tuple[int, int, int] | None:
-    """(channels, height, width) when the dataset's rows are grayscale or RGB images (pixels in [0, 1], stored
-    channels-first), else None."""
-    c, h, w = (int(dataset.shape.get(k, 0)) for k in ("channels", "height", "width"))
-    if c in (1, 3) and h > 1 and w > 1 and h * w * c == dataset.feature_dim and dataset.transform.mean is None:
-        return c, h, w
-    return None
-
-
 def thumbnails(x: np.ndarray, geometry: tuple[int, int, int]) -> list[str]:
     """Base64 PNGs, one per row, at most THUMBNAIL_MAX_SIDE pixels a side. Grayscale is shown dark on light,
     as in the report's figures."""
@@ -432,16 +424,15 @@ def _generation_sections(space: LatentSpace, cfg: ReportConfig, kl: np.ndarray, 
     recon = space.decode(space.z_mean(shown))
     sections = []
 
-    def grid(name: str, section_id: str, title: str, rows, **labels) -> None:
-        image_grid_png(staging / name, rows, geometry, title, labels.get("row_titles"), labels.get("col_titles"))
+    def grid(name: str, section_id: str, title: str, image_grid: ImageGrid) -> None:
+        image_grid_png(staging / name, image_grid.rows, geometry, title, image_grid.row_titles, image_grid.col_titles)
         sections.append(png_section(section_id, title, staging / name))
 
     grid(
         "reconstructions.png",
         "reconstructions",
         "Reconstructions (top: test inputs, bottom: decoded posterior means)",
-        [list(x), list(recon)],
-        row_titles=["input", "recon"],
+        ImageGrid([list(x), list(recon)], row_titles=["input", "recon"]),
     )
     samples = sample_prior(space.model, cfg.n_samples, cfg.seed)
     per_row = 16
@@ -449,32 +440,23 @@ def _generation_sections(space: LatentSpace, cfg: ReportConfig, kl: np.ndarray, 
         "samples.png",
         "samples",
         "Samples decoded from the prior N(0, I)",
-        [list(samples[i : i + per_row]) for i in range(0, len(samples), per_row)],
+        ImageGrid([list(samples[i : i + per_row]) for i in range(0, len(samples), per_row)]),
     )
     a, b = test_ids[0], test_ids[1]
-    z0, z1 = space.z_mean([a, b])
-    ends = space.inputs([a, b])
-    rows = [
-        [ends[0], *space.decode(interpolate(z0, z1, cfg.interpolation_steps, slerp=slerp)), ends[1]]
-        for slerp in (False, True)
-    ]
+    interpolation = interpolation_grid(space, a, b, cfg.interpolation_steps, ("linear", "slerp"))
     grid(
         "interpolation.png",
         "interpolation",
         f"Interpolation from {a} to {b} (ends: the inputs)",
-        rows,
-        row_titles=["linear", "slerp"],
+        interpolation.grid,
     )
-    dims = [int(d) for d in np.argsort(-kl, kind="stable")[: cfg.traversal_dims]]
-    sigma = codes["z_mean"].astype(np.float64).std(axis=0)
-    traversal = space.decode(traversal_codes(space.z_mean([a]), dims, sigma, TRAVERSAL_STEPS))[0]
+    dims = informative_dims(kl, cfg.traversal_dims)
+    traversal = traversal_grid(space, [a], dims, kl, TRAVERSAL_STEPS)
     grid(
         "traversals.png",
         "traversals",
         f"Latent traversals around {a}: each dimension from −3σ to +3σ, most informative first",
-        [list(row) for row in traversal],
-        row_titles=[f"z{d} KL {kl[d]:.2f}" for d in dims],
-        col_titles=[f"{o:+.3g}σ" for o in np.linspace(-3, 3, TRAVERSAL_STEPS)],
+        traversal.grids[0],
     )
     labels = codes["label"]
     classes = np.unique(labels[labels >= 0]) if labels.dtype.kind in "iu" else np.array([])
@@ -483,16 +465,12 @@ def _generation_sections(space: LatentSpace, cfg: ReportConfig, kl: np.ndarray, 
         z = codes["z_mean"].astype(np.float64)
         vector = attribute_vector(z[labels == plus], z[labels == minus])
         targets = sorted(str(i) for i in codes["id"][labels == minus])[:4]
-        strengths = [0.0, 0.5, 1.0, 1.5, 2.0]
-        moved = space.decode(apply_vector(space.z_mean(targets), vector, strengths))
-        inputs = space.inputs(targets)
+        arithmetic = arithmetic_grid(space, vector, targets, [0.0, 0.5, 1.0, 1.5, 2.0])
         grid(
             "arithmetic.png",
             "arithmetic",
             f"Latent arithmetic: z + s·(mean z[label = {plus}] − mean z[label = {minus}]) on label-{minus} rows",
-            [[inputs[r], *moved[r]] for r in range(len(targets))],
-            row_titles=targets,
-            col_titles=["input", *[f"s={s:g}" for s in strengths]],
+            arithmetic.grid,
         )
     return sections
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from latent.analysis.generate import interpolate, sample_prior
+from latent.analysis.generate import sample_prior
 from latent.analysis.topics import compare_with_lda, top_words
 from latent.data.dataset import load_dataset_arrays
 from latent.data.text import read_vocabulary
+from latent.explore.grids import interpolation_grid
 
 WORDS_SHOWN = 8
 
@@ -114,8 +115,8 @@ def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
             )
         )
         a, b = test_ids[0], test_ids[1]
-        z0, z1 = space.z_mean([a, b])
-        path = describe_decoded(dataset, space.decode(interpolate(z0, z1, cfg.interpolation_steps))) or []
+        decoded = interpolation_grid(space, a, b, cfg.interpolation_steps).decoded[0]
+        path = describe_decoded(dataset, decoded) or []
         steps = np.linspace(0, 1, cfg.interpolation_steps)
         ends = _previews(space, [a, b])
         sections.append(
