@@ -45,7 +45,7 @@ def _words_table(head: list[str], rows: list[list[str]]) -> str:
 def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
     """Topics (top words per latent dimension, ProdLDA and LDA), the comparison with LDA, prior samples,
     reconstructions and an interpolation as top words."""
-    from latent.report import Section
+    from latent.page import Section
 
     dataset = space.dataset.path
     vocabulary = read_vocabulary(dataset) or []
