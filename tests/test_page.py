@@ -32,6 +32,6 @@ def test_the_map_section_inlines_its_script_and_data_and_the_page_embeds_plotly_
     script = files("latent").joinpath("templates", "latent_map.js").read_text()
     assert script.strip() in section.body and section.needs_plotly
     assert "r\\u003c/script>1" in section.body and "r</script>1" not in section.body  # data cannot end its element
-    assert "<img id=\"latent-map-thumb\"" not in section.body  # no thumbnails given
+    assert '<img id="latent-map-thumb"' not in section.body  # no thumbnails given
     page = render_html("t", [section])
     assert page.count('<script id="plotly-js">') == 1 and "Plotly" in page
