@@ -73,6 +73,27 @@ def tracking_uri(cfg: TrackingConfig, workspace: Workspace) -> str:
     return cfg.uri or _USER_TRACKING_URI or workspace.tracking_uri
 
 
+@dataclass(frozen=True)
+class MlflowUI:
+    command: list[str]  # the `mlflow server` invocation
+    link: str  # where a browser should open it
+    store: str  # the tracking URI it serves
+
+
+def mlflow_ui(cfg: TrackingConfig, workspace: Workspace, host: str, port: int) -> MlflowUI:
+    """How `latent ui` runs the MLflow UI on the workspace's tracking store (artifacts in the workspace when the
+    store is the embedded SQLite one)."""
+    import sys
+
+    uri = tracking_uri(cfg, workspace)
+    # MLflow 3.17 opens on its GenAI pages unless the link (or the "Model training" switch) says otherwise
+    link = f"http://{host}:{port}/#/experiments?workflowType=machine_learning"
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    if uri.startswith("sqlite:"):
+        cmd += ["--default-artifact-root", workspace.artifact_root.as_uri()]
+    return MlflowUI(cmd, link, uri)
+
+
 @contextlib.contextmanager
 def _store_init_lock(uri: str) -> Iterator[None]:
     """Serialise the first opening of a SQLite store across processes: MLflow creates and migrates the schema on
