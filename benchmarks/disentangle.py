@@ -54,16 +54,11 @@ COLUMNS = [
 
 
 def run_model(preset: str, workspace: Path, overrides: list[str], dci_rows: int, votes: int) -> dict[str, float]:
-    from latent.analysis.disentangle import (
-        ShapesGroundTruth,
-        disentanglement_scores,
-        factorvae_score,
-        load_codes_and_factors,
-        model_representation,
-    )
+    from latent.analysis.metrics import disentanglement_scores, factorvae_score
     from latent.config import load_config
     from latent.data import ingest, preprocess
     from latent.encode import encode
+    from latent.explore.disentangle import ShapesGroundTruth, load_codes_and_factors, model_representation
     from latent.train import train
     from latent.workspace import Workspace
 

@@ -8,14 +8,17 @@ nothing else (no torch, MLflow, Prefect or Dask), so they answer in a fraction o
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from latent.flows.servers import schedules_file, schedules_prefect_server, use_prefect_server
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
@@ -222,6 +225,45 @@ def _fail(exc: BaseException, debug: bool) -> None:
     raise typer.Exit(1)
 
 
+def command(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`app.command`, framed once for every command: the quiet environment (`--debug` turns it off), and any error
+    as one `error:` line with exit code 2 for bad input (LatentError), 1 otherwise (`--debug`: the traceback).
+    Ctrl+C (exit 130) and usage errors are `_OneLineUsageErrors`' job."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def framed(*args: Any, **kwargs: Any) -> Any:
+            debug = bool(kwargs.get("debug", False))
+            _quiet_environment(debug)
+            try:
+                return fn(*args, **kwargs)
+            except (typer.Exit, typer.Abort):
+                raise
+            except Exception as exc:
+                _fail(exc, debug)
+
+        return app.command(name)(framed)
+
+    return decorate
+
+
+def _with_progress(debug: bool, run: Callable[[], Any]) -> Any:
+    """Run a flow with the library's progress events shown as bars on stderr; on failure the bars go, so that
+    stderr ends with the error line alone."""
+    from latent.progress import set_reporter
+
+    _quiet_mlflow_prints(debug)
+    with _progress() as progress:
+        set_reporter(RichReporter(progress))
+        try:
+            return run()
+        except BaseException:
+            _drop_bars(progress)
+            raise
+        finally:
+            set_reporter(None)
+
+
 def _summary(result: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -251,12 +293,6 @@ def _summary(result: dict[str, Any]) -> None:
     if "report" in result["stages"]:
         out.print(f"report: {result['stages']['report']['html_path']}", soft_wrap=True, highlight=False)
     out.print(f"MLflow UI: latent ui  (store {result['tracking_uri']})", soft_wrap=True, highlight=False)
-
-
-def _use_prefect_server(cfg: Config) -> None:
-    """orchestration.prefect_api_url (or PREFECT_API_URL) selects a Prefect server; set before Prefect loads."""
-    if cfg.orchestration.prefect_api_url:
-        os.environ["PREFECT_API_URL"] = cfg.orchestration.prefect_api_url
 
 
 def _progress() -> Progress:
@@ -301,50 +337,34 @@ def _check_inputs(cfg: Config, stages: list[str], force: bool) -> None:
 
 
 def _execute(stages: list[str], config: Path | None, sets: list[str] | None, debug: bool, **kwargs: Any) -> None:
-    _quiet_environment(debug)
-    try:
-        cfg = _load(config, sets)
-        _check_inputs(cfg, stages, bool(kwargs.get("force")))
-        _use_prefect_server(cfg)
-        from latent.flows.pipeline import pipeline_flow
+    cfg = _load(config, sets)
+    _check_inputs(cfg, stages, bool(kwargs.get("force")))
+    use_prefect_server(cfg.orchestration.prefect_api_url)
+    from latent.flows.pipeline import pipeline_flow
 
-        from latent.progress import set_reporter
-
-        _quiet_mlflow_prints(debug)
-        with _progress() as progress:
-            set_reporter(RichReporter(progress))
-            try:
-                result = pipeline_flow(cfg.model_dump(mode="json"), stages, **kwargs)
-            except BaseException:
-                _drop_bars(progress)
-                raise
-            finally:
-                set_reporter(None)
-    except Exception as exc:
-        _fail(exc, debug)
-        return
+    result = _with_progress(debug, lambda: pipeline_flow(cfg.model_dump(mode="json"), stages, **kwargs))
     _summary(result)
 
 
-@app.command()
+@command()
 def run(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False, force: ForceOpt = False) -> None:
     """Run the whole pipeline: ingest, preprocess, train, encode, report."""
     _execute(["ingest", "preprocess", "train", "encode", "report"], config, set_, debug, force=force)
 
 
-@app.command()
+@command()
 def ingest(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False, force: ForceOpt = False) -> None:
     """Read the configured source into a raw Parquet table."""
     _execute(["ingest"], config, set_, debug, force=force)
 
 
-@app.command()
+@command()
 def preprocess(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False, force: ForceOpt = False) -> None:
     """Build the sharded, split dataset table with Dask (needs `latent ingest`)."""
     _execute(["preprocess"], config, set_, debug, force=force)
 
 
-@app.command()
+@command()
 def train(
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -361,7 +381,7 @@ def train(
     _execute(["train"], config, set_, debug, force=force, resume="require" if resume else "auto")
 
 
-@app.command()
+@command()
 def encode(
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -375,7 +395,7 @@ def encode(
     _execute(["encode"], config, set_, debug, model_uri=model_uri, force=force)
 
 
-@app.command()
+@command()
 def report(
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -390,7 +410,7 @@ def report(
     _execute(["report"], config, set_, debug, table_path=table, force=force)
 
 
-@app.command()
+@command()
 def transfer(
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -401,29 +421,13 @@ def transfer(
     ] = None,
 ) -> None:
     """Frozen vs fine-tuned vs from-scratch latent spaces on a target domain (default: the shifted dataset)."""
-    _quiet_environment(debug)
-    try:
-        cfg = _load(config, set_)
-        if source_model:
-            cfg = cfg.model_copy(update={"transfer": cfg.transfer.model_copy(update={"source_model": source_model})})
-        _use_prefect_server(cfg)
-        from latent.flows.transfer import transfer_flow
+    cfg = _load(config, set_)
+    if source_model:
+        cfg = cfg.model_copy(update={"transfer": cfg.transfer.model_copy(update={"source_model": source_model})})
+    use_prefect_server(cfg.orchestration.prefect_api_url)
+    from latent.flows.transfer import transfer_flow
 
-        from latent.progress import set_reporter
-
-        _quiet_mlflow_prints(debug)
-        with _progress() as progress:
-            set_reporter(RichReporter(progress))
-            try:
-                result = transfer_flow(cfg.model_dump(mode="json"), force=force)
-            except BaseException:
-                _drop_bars(progress)
-                raise
-            finally:
-                set_reporter(None)
-    except Exception as exc:
-        _fail(exc, debug)
-        return
+    result = _with_progress(debug, lambda: transfer_flow(cfg.model_dump(mode="json"), force=force))
     from rich.table import Table
 
     table = Table(title="latent transfer: probe accuracy on the target")
@@ -481,7 +485,7 @@ def _workspace(config: Path | None, sets: list[str] | None):
     return Workspace.at(workspace_setting(path, sets or []))
 
 
-@app.command()
+@command()
 def query(
     sql: Annotated[str, typer.Argument(help="One read-only SQL statement (DuckDB dialect).")],
     config: ConfigOpt = None,
@@ -493,24 +497,19 @@ def query(
     limit: LimitOpt = 50,
 ) -> None:
     """SQL over the latent tables: a view per table, `latents` (the newest) and `catalog`. Read-only."""
-    _quiet_environment(debug)
-    try:
-        from latent.query import preview_query, run_query, write_result
+    from latent.query import preview_query, run_query, write_result
 
-        workspace = _workspace(config, set_)
-        if out_file is not None:
-            result = run_query(workspace, sql)
-            write_result(result, out_file)
-            out.print(f"{result.num_rows} rows written to {out_file}", highlight=False)
-            return
-        result = preview_query(workspace, sql, limit)
-    except Exception as exc:
-        _fail(exc, debug)
+    workspace = _workspace(config, set_)
+    if out_file is not None:
+        result = run_query(workspace, sql)
+        write_result(result, out_file)
+        out.print(f"{result.num_rows} rows written to {out_file}", highlight=False)
         return
+    result = preview_query(workspace, sql, limit)
     _show(result, "query", limit)
 
 
-@app.command()
+@command()
 def neighbors(
     row_id: Annotated[str, typer.Argument(metavar="ID", help="The id of a row in the latent table.")],
     config: ConfigOpt = None,
@@ -523,32 +522,22 @@ def neighbors(
     ] = None,
 ) -> None:
     """The rows nearest to ID in latent space (z_mean), with their labels."""
-    _quiet_environment(debug)
-    try:
-        from latent.query import preview_neighbors as find_neighbors
+    from latent.query import preview_neighbors as find_neighbors
 
-        result = find_neighbors(_workspace(config, set_), row_id, top_k, metric, table)
-    except Exception as exc:
-        _fail(exc, debug)
-        return
+    result = find_neighbors(_workspace(config, set_), row_id, top_k, metric, table)
     _show(result, f"{top_k} nearest to {row_id} ({metric})", top_k)
 
 
-@app.command()
+@command()
 def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
     """The catalog: every latent table in the workspace with its provenance, newest first."""
-    _quiet_environment(debug)
-    try:
-        from latent.query import view_names
-        from latent.tables import catalog_records, list_tables
+    from latent.query import view_names
+    from latent.tables import catalog_records, list_tables
 
-        workspace = _workspace(config, set_)
-        published = list_tables(workspace)
-        catalog = catalog_records(published)
-        views = {str(t.path): name for name, t in view_names(published).items()}
-    except Exception as exc:
-        _fail(exc, debug)
-        return
+    workspace = _workspace(config, set_)
+    published = list_tables(workspace)
+    catalog = catalog_records(published)
+    views = {str(t.path): name for name, t in view_names(published).items()}
     if not catalog:
         out.print("no latent tables yet; run `latent run`")
         return
@@ -577,7 +566,7 @@ TableOpt = Annotated[
 
 def _analysis_context(config: Path | None, sets: list[str] | None, table: str | None):
     """The workspace, its MLflow tracking and the latent space (table + model + dataset) an analysis works on."""
-    from latent.analysis.explore import open_latent_space, resolve_table
+    from latent.explore.space import open_latent_space, resolve_table
     from latent.tracking import setup_tracking
 
     cfg = _load(config, sets)
@@ -603,7 +592,7 @@ def _analysis_done(result: Any, out_file: Path | None) -> None:
 OutImage = Annotated[Path | None, typer.Option("--out", "-o", help="Also write the image to this PNG file.")]
 
 
-@app.command()
+@command()
 def interpolate(
     from_id: Annotated[str, typer.Option("--from", help="Id of the row the path starts at.")],
     to_id: Annotated[str, typer.Option("--to", help="Id of the row the path ends at.")],
@@ -616,20 +605,16 @@ def interpolate(
     debug: DebugOpt = False,
 ) -> None:
     """Decode the path between two rows' latent means (linear or --slerp) as an image strip, logged to MLflow."""
-    _quiet_environment(debug)
-    try:
-        from latent.analysis.explore import write_interpolation
+    from latent.explore.commands import write_interpolation
 
-        if steps < 2:
-            raise LatentError(f"--steps: expected at least 2, got {steps}")
-        workspace, tracking, space = _analysis_context(config, set_, table)
-        result = write_interpolation(space, from_id, to_id, steps, slerp, workspace, tracking)
-        _analysis_done(result, out_file)
-    except Exception as exc:
-        _fail(exc, debug)
+    if steps < 2:
+        raise LatentError(f"--steps: expected at least 2, got {steps}")
+    workspace, tracking, space = _analysis_context(config, set_, table)
+    result = write_interpolation(space, from_id, to_id, steps, slerp, workspace, tracking)
+    _analysis_done(result, out_file)
 
 
-@app.command()
+@command()
 def arithmetic(
     plus: Annotated[str, typer.Option("--plus", help="SQL predicate of rows with the attribute, e.g. 'label = 7'.")],
     minus: Annotated[str, typer.Option("--minus", help="SQL predicate of rows without it, e.g. 'label = 1'.")],
@@ -647,29 +632,25 @@ def arithmetic(
     debug: DebugOpt = False,
 ) -> None:
     """Latent arithmetic: add (mean z of --plus rows − mean z of --minus rows) to chosen rows and decode the grid."""
-    _quiet_environment(debug)
+    from latent.explore.commands import write_arithmetic
+
     try:
-        from latent.analysis.explore import write_arithmetic
-
-        try:
-            values = [float(s) for s in strengths.split(",") if s.strip()]
-        except ValueError:
-            raise LatentError(f"--strengths: expected comma-separated numbers, got {strengths!r}") from None
-        if not values or rows <= 0:
-            raise LatentError("--strengths and --rows: expected at least one strength and a positive row count")
-        workspace, tracking, space = _analysis_context(config, set_, table)
-        result = write_arithmetic(space, workspace, plus, minus, apply_to, rows, values, tracking)
-        _analysis_done(result, out_file)
-        out.print(
-            f"  attribute vector from {result.facts['rows_plus']} − {result.facts['rows_minus']} rows, "
-            f"norm {result.facts['vector_norm']:.3f}",
-            highlight=False,
-        )
-    except Exception as exc:
-        _fail(exc, debug)
+        values = [float(s) for s in strengths.split(",") if s.strip()]
+    except ValueError:
+        raise LatentError(f"--strengths: expected comma-separated numbers, got {strengths!r}") from None
+    if not values or rows <= 0:
+        raise LatentError("--strengths and --rows: expected at least one strength and a positive row count")
+    workspace, tracking, space = _analysis_context(config, set_, table)
+    result = write_arithmetic(space, workspace, plus, minus, apply_to, rows, values, tracking)
+    _analysis_done(result, out_file)
+    out.print(
+        f"  attribute vector from {result.facts['rows_plus']} − {result.facts['rows_minus']} rows, "
+        f"norm {result.facts['vector_norm']:.3f}",
+        highlight=False,
+    )
 
 
-@app.command()
+@command()
 def traverse(
     anchor: Annotated[
         list[str] | None, typer.Option("--anchor", help="Id of a row to traverse around (repeatable).")
@@ -683,23 +664,19 @@ def traverse(
     debug: DebugOpt = False,
 ) -> None:
     """Latent traversals: each dimension swept from −3σ to +3σ around a few anchors, ordered by KL."""
-    _quiet_environment(debug)
-    try:
-        from latent.analysis.explore import write_traversals
+    from latent.explore.commands import write_traversals
 
-        if dims <= 0 or anchors <= 0 or steps < 2:
-            raise LatentError("--dims, --anchors and --steps: expected positive integers (--steps at least 2)")
-        workspace, tracking, space = _analysis_context(config, set_, table)
-        result = write_traversals(space, anchor, anchors, dims, steps, workspace, tracking)
-        _analysis_done(result, None)
-        kl = result.facts["kl_per_dim"]
-        order = ", ".join(f"z{d} ({kl[d]:.2f})" for d in result.facts["dims_by_kl"])
-        out.print(f"  dimensions by KL: {order}", highlight=False, soft_wrap=True)
-    except Exception as exc:
-        _fail(exc, debug)
+    if dims <= 0 or anchors <= 0 or steps < 2:
+        raise LatentError("--dims, --anchors and --steps: expected positive integers (--steps at least 2)")
+    workspace, tracking, space = _analysis_context(config, set_, table)
+    result = write_traversals(space, anchor, anchors, dims, steps, workspace, tracking)
+    _analysis_done(result, None)
+    kl = result.facts["kl_per_dim"]
+    order = ", ".join(f"z{d} ({kl[d]:.2f})" for d in result.facts["dims_by_kl"])
+    out.print(f"  dimensions by KL: {order}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@command()
 def disentangle(
     table: TableOpt = None,
     budget: Annotated[
@@ -714,19 +691,14 @@ def disentangle(
     debug: DebugOpt = False,
 ) -> None:
     """Disentanglement metrics (MIG, DCI, SAP, modularity, explicitness, FactorVAE, β-VAE) of a table with factors."""
-    _quiet_environment(debug)
-    try:
-        from latent.analysis.explore import write_disentanglement
+    from latent.explore.commands import write_disentanglement
 
-        if budget != "full" and not (budget.isdigit() and int(budget) >= 8):
-            raise LatentError(f"--budget: expected an integer >= 8 or 'full', got {budget!r}")
-        workspace, tracking, space = _analysis_context(config, set_, table)
-        result = write_disentanglement(
-            space, workspace, tracking, budget if budget == "full" else int(budget), interventional, seed
-        )
-    except Exception as exc:
-        _fail(exc, debug)
-        return
+    if budget != "full" and not (budget.isdigit() and int(budget) >= 8):
+        raise LatentError(f"--budget: expected an integer >= 8 or 'full', got {budget!r}")
+    workspace, tracking, space = _analysis_context(config, set_, table)
+    result = write_disentanglement(
+        space, workspace, tracking, budget if budget == "full" else int(budget), interventional, seed
+    )
     from rich.table import Table
 
     shown = Table(title=f"disentanglement ({space.table.path.name})")
@@ -740,7 +712,7 @@ def disentangle(
         out.print(f"  MLflow run {result.run_id}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@command()
 def compare(
     table_a: Annotated[str, typer.Argument(metavar="TABLE_A", help="Latent table directory or view name.")],
     table_b: Annotated[str, typer.Argument(metavar="TABLE_B", help="Latent table directory or view name.")],
@@ -750,17 +722,12 @@ def compare(
     debug: DebugOpt = False,
 ) -> None:
     """Linear CKA between two latent tables over their shared ids (1: the same space up to rotation and scale)."""
-    _quiet_environment(debug)
-    try:
-        from latent.analysis.compare import compare_tables
-        from latent.analysis.explore import resolve_table
+    from latent.explore.compare import compare_tables
+    from latent.explore.space import resolve_table
 
-        workspace = _workspace(config, set_)
-        a, b = resolve_table(workspace, table_a), resolve_table(workspace, table_b)
-        result = compare_tables(a.path, b.path, split)
-    except Exception as exc:
-        _fail(exc, debug)
-        return
+    workspace = _workspace(config, set_)
+    a, b = resolve_table(workspace, table_a), resolve_table(workspace, table_b)
+    result = compare_tables(a.path, b.path, split)
     out.print(
         f"linear CKA {result['linear_cka']:.4f} over {result['shared_rows']} shared rows "
         f"(k={result['latent_dim_a']} vs k={result['latent_dim_b']}; {result['rows_a']} and {result['rows_b']} rows)",
@@ -768,7 +735,7 @@ def compare(
     )
 
 
-@app.command()
+@command()
 def probe(
     table: TableOpt = None,
     budgets: Annotated[
@@ -780,20 +747,15 @@ def probe(
     debug: DebugOpt = False,
 ) -> None:
     """Logistic-regression and kNN probe accuracy on the latents (and raw inputs) with 10, 100, 1000, all labels."""
-    _quiet_environment(debug)
-    try:
-        from latent.analysis.explore import resolve_table
-        from latent.analysis.probes import probe_table
+    from latent.explore.probes import probe_table
+    from latent.explore.space import resolve_table
 
-        try:
-            values = [None if b.strip() == "all" else int(b) for b in budgets.split(",") if b.strip()]
-        except ValueError:
-            raise LatentError(f"--budgets: expected comma-separated integers or 'all', got {budgets!r}") from None
-        info = resolve_table(_workspace(config, set_), table)
-        scores = probe_table(info.path, values, raw)
-    except Exception as exc:
-        _fail(exc, debug)
-        return
+    try:
+        values = [None if b.strip() == "all" else int(b) for b in budgets.split(",") if b.strip()]
+    except ValueError:
+        raise LatentError(f"--budgets: expected comma-separated integers or 'all', got {budgets!r}") from None
+    info = resolve_table(_workspace(config, set_), table)
+    scores = probe_table(info.path, values, raw)
     from rich.table import Table
 
     result = Table(title=f"probe accuracy on the test split ({info.path.name})")
@@ -810,7 +772,7 @@ def probe(
     out.print(result)
 
 
-@app.command()
+@command()
 def serve(
     schedules: Annotated[
         Path | None,
@@ -822,31 +784,22 @@ def serve(
     debug: DebugOpt = False,
 ) -> None:
     """Serve the pipeline as Prefect deployments on the schedules in conf/schedules.yaml (until Ctrl+C or SIGTERM)."""
-    _quiet_environment(debug)
     os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO"  # a long-running server should say what it runs
-    if schedules is None:
-        schedules = Path("conf/schedules.yaml") if Path("conf/schedules.yaml").is_file() else Path("schedules")
+    schedules = schedules_file(schedules)
     try:
-        from latent.config import load_config, load_schedules
+        from latent.config import load_schedules
 
-        specs = load_schedules(schedules)
-        api_urls = {load_config(d.config, d.set).orchestration.prefect_api_url for d in specs.deployments}
-        if len(api_urls - {None}) > 1:
-            raise LatentError(f"{schedules}: deployments name different Prefect servers ({sorted(api_urls - {None})})")
-        if api_urls - {None}:
-            os.environ["PREFECT_API_URL"] = next(iter(api_urls - {None}))
+        use_prefect_server(schedules_prefect_server(schedules))
         from latent.flows.deployments import serve as serve_deployments
 
-        for d in specs.deployments:
+        for d in load_schedules(schedules).deployments:
             out.print(f"deployment latent-{d.flow}/{d.name}: cron '{d.cron}' ({d.timezone})", highlight=False)
         serve_deployments(schedules)  # Prefect's runner stops its flow runs on SIGTERM and returns
-    except Exception as exc:
-        _fail(exc, debug)
     finally:
         _stop_children()
 
 
-@app.command()
+@command()
 def ui(
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -857,24 +810,13 @@ def ui(
     port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
 ) -> None:
     """Start the MLflow UI on the workspace's tracking store."""
-    _quiet_environment(debug)
-    try:
-        cfg = _load(config, set_)
-    except Exception as exc:
-        _fail(exc, debug)
-        return
-    from latent.tracking import tracking_uri
+    from latent.tracking import mlflow_ui
     from latent.workspace import Workspace
 
-    workspace = Workspace.at(cfg.workspace)
-    uri = tracking_uri(cfg.tracking, workspace)
-    # MLflow 3.17 opens on its GenAI pages unless the link (or the "Model training" switch) says otherwise
-    link = f"http://{host}:{port}/#/experiments?workflowType=machine_learning"
-    out.print(f"MLflow UI on {link}  (store {uri}); Ctrl+C to stop", highlight=False)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    if uri.startswith("sqlite:"):
-        cmd += ["--default-artifact-root", workspace.artifact_root.as_uri()]
-    raise typer.Exit(_run_server(cmd))
+    cfg = _load(config, set_)
+    server = mlflow_ui(cfg.tracking, Workspace.at(cfg.workspace), host, port)
+    out.print(f"MLflow UI on {server.link}  (store {server.store}); Ctrl+C to stop", highlight=False)
+    raise typer.Exit(_run_server(server.command))
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

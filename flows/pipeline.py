@@ -19,14 +19,12 @@ from latent import lineage
 from latent.config import Config, load_config
 from latent.errors import ConfigError
 from latent.tracking import (
-    end_run,
     log_quarantine,
-    log_text_artifact,
     mark_orphaned_runs,
+    parent_run,
     set_run_tags,
     setup_tracking,
     source_commit,
-    start_pipeline_run,
     tag,
 )
 from latent.workspace import Workspace, sweep_workspace
@@ -92,31 +90,27 @@ def pipeline_flow(
     if swept:
         run_tags[tag("swept_temporaries")] = str(len(swept))
     name = f"{cfg.dataset.name} · {cfg.model.name} · " + ("pipeline" if wanted == list(STAGES) else "+".join(wanted))
-    parent = start_pipeline_run(base, name, run_tags, _flatten(cfg.model_dump(mode="json")))
-    log_text_artifact(base, parent, cfg.to_yaml(), "config.yaml")
-    tracking = base.nested_under(parent)
-    tracking.tags.update(
-        {
-            tag("prefect_flow_run_id"): flow_run_id,
-            tag("pipeline_run_id"): parent,
-            tag("config_hash"): run_tags[tag("config_hash")],
-            tag("package_version"): latent.__version__,
-            **({tag("git_commit"): commit} if commit else {}),
-        }
-    )
-
+    nested_tags = {
+        tag("prefect_flow_run_id"): flow_run_id,
+        tag("config_hash"): run_tags[tag("config_hash")],
+        tag("package_version"): latent.__version__,
+        **({tag("git_commit"): commit} if commit else {}),
+    }
     results: dict[str, dict[str, Any]] = {}
     durations: dict[str, float] = {}
+    params = _flatten(cfg.model_dump(mode="json"))
+    with parent_run(base, name, run_tags, params, cfg.to_yaml(), nested_tags) as run:
+        parent, tracking = run.run_id, run.tracking
 
-    def run_stage(stage: str, fn, *args, **kwargs) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        out = configured(fn, cfg)(*args, force=force, **kwargs)
-        durations[stage] = time.perf_counter() - t0
-        results[stage] = out
-        return out
+        def run_stage(stage: str, fn, *args, **kwargs) -> dict[str, Any]:
+            t0 = time.perf_counter()
+            out = configured(fn, cfg)(*args, force=force, **kwargs)
+            durations[stage] = time.perf_counter() - t0
+            run.metrics[f"duration_{stage}_s"] = durations[stage]  # logged on failure too
+            results[stage] = out
+            return out
 
-    dataset_path: str | None = None
-    try:
+        dataset_path: str | None = None
         raw_path, fingerprint = lineage.raw_table_for(cfg, workspace)
         if "ingest" in wanted:
             out = run_stage("ingest", ingest_task, cfg, workspace)
@@ -156,26 +150,14 @@ def pipeline_flow(
 
                 model_uri = read_table_info(table_path).info["model"]["uri"]
             run_stage("report", report_task, cfg, workspace, tracking, table_path, dataset_path, model_uri)
-    except BaseException as exc:
-        end_run(
-            base,
-            parent,
-            "FAILED",
-            {f"duration_{k}_s": v for k, v in durations.items()},
-            {tag("error"): f"{type(exc).__name__}: {' '.join(str(exc).split())[:4000]}"},
-        )
-        raise
 
-    total = time.perf_counter() - started
-    work = {k: float(v.get("work_seconds", 0.0)) for k, v in results.items()}
-    metrics = {f"duration_{k}_s": v for k, v in durations.items()}
-    metrics.update({f"work_{k}_s": v for k, v in work.items()})
-    metrics["duration_total_s"] = total
-    reused = [k for k, v in results.items() if v.get("reused")]
-    end_tags = {tag("reused_stages"): ",".join(reused)}
-    if dataset_path:
-        end_tags[tag("dataset_version")] = Path(dataset_path).name
-    end_run(base, parent, "FINISHED", metrics, end_tags)
+        total = time.perf_counter() - started
+        work = {k: float(v.get("work_seconds", 0.0)) for k, v in results.items()}
+        run.metrics.update({f"work_{k}_s": v for k, v in work.items()})
+        run.metrics["duration_total_s"] = total
+        run.end_tags[tag("reused_stages")] = ",".join(k for k, v in results.items() if v.get("reused"))
+        if dataset_path:
+            run.end_tags[tag("dataset_version")] = Path(dataset_path).name
     return {
         "pipeline_run_id": parent,
         "flow_run_id": flow_run_id,

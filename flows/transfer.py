@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 
 import latent
 from latent.config import Config, load_config
-from latent.tracking import end_run, log_text_artifact, setup_tracking, source_commit, start_pipeline_run, tag
+from latent.tracking import parent_run, setup_tracking, source_commit, tag
 from latent.workspace import Workspace
 
 
@@ -36,16 +36,11 @@ def transfer_flow(
         tag("package_version"): latent.__version__,
         **({tag("git_commit"): commit} if commit else {}),
     }
-    parent = start_pipeline_run(
-        base,
-        f"{cfg.dataset.name} · {cfg.model.name} · transfer",
-        run_tags,
-        {f"transfer.{k}": v for k, v in cfg.transfer.model_dump(mode="json").items()},
-    )
-    log_text_artifact(base, parent, cfg.to_yaml(), "config.yaml")
-    tracking = base.nested_under(parent)
-    tracking.tags.update({k: v for k, v in run_tags.items() if k != tag("kind")} | {tag("pipeline_run_id"): parent})
-    try:
+    name = f"{cfg.dataset.name} · {cfg.model.name} · transfer"
+    params = {f"transfer.{k}": v for k, v in cfg.transfer.model_dump(mode="json").items()}
+    nested_tags = {k: v for k, v in run_tags.items() if k != tag("kind")}
+    with parent_run(base, name, run_tags, params, cfg.to_yaml(), nested_tags) as run:
+        parent, tracking = run.run_id, run.tracking
         source = source_task(cfg, workspace, tracking)
         target = target_task(cfg, workspace, tracking, source)
         fit = configured(adapt_task, cfg, "train")
@@ -71,13 +66,8 @@ def transfer_flow(
 
         client = mlflow.MlflowClient(base.uri)
         client.log_artifacts(parent, result["report_dir"], "transfer")
-    except BaseException as exc:
-        end_run(
-            base, parent, "FAILED", None, {tag("error"): f"{type(exc).__name__}: {' '.join(str(exc).split())[:4000]}"}
-        )
-        raise
-    metrics = {**result["metrics"], "duration_total_s": time.perf_counter() - started}
-    end_run(base, parent, "FINISHED", metrics, {tag("transfer_report"): result["html_path"]})
+        run.metrics.update({**result["metrics"], "duration_total_s": time.perf_counter() - started})
+        run.end_tags[tag("transfer_report")] = result["html_path"]
     return {
         "transfer_run_id": parent,
         "flow_run_id": flow_run_id,

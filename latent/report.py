@@ -4,8 +4,7 @@ logged to MLflow.
 
 The page is a list of `Section`s (anchor id, heading, HTML fragment) under a table of contents; adding a figure
 is one line, e.g. `sections.append(png_section("traversals", "Latent traversals", staging / "traversals.png"))`.
-Everything is inline (images as data URIs, plotly.js embedded once), so the page needs no network and works in
-MLflow's artifact viewer, which shows HTML artifacts in an iframe sandboxed with `allow-scripts` only.
+The page itself (templates, the latent map's script) is latent/page.py's.
 """
 
 from __future__ import annotations
@@ -25,15 +24,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import latent
-from latent.analysis import interpolate, pca, probe_report, sample_prior, tsne, umap
-from latent.analysis.disentangle import evaluate_latent_space, factor_columns
+from latent.analysis import attribute_vector, informative_dims, kl_per_dim, pca, probe_report, sample_prior, tsne, umap
 from latent.analysis.dr import fit_rows
-from latent.analysis.explore import LatentSpace, apply_vector, attribute_vector, kl_per_dim, traversal_codes
-from latent.analysis.figures import as_image, image_grid_png, pyplot
-from latent.analysis.modalities import TEXT_COLUMNS, domain_sections, domain_thumbnails
 from latent.config import ReportConfig, stable_hash
-from latent.data.dataset import DatasetInfo, read_dataset_info
+from latent.data.dataset import read_dataset_info
+from latent.explore.disentangle import evaluate_latent_space, factor_columns
+from latent.explore.figures import as_image, image_grid_png, pyplot
+from latent.explore.grids import ImageGrid, arithmetic_grid, interpolation_grid, traversal_grid
+from latent.explore.modalities import TEXT_COLUMNS, domain_sections, domain_thumbnails
+from latent.explore.space import LatentSpace, image_geometry
 from latent.models.io import load_logged_model
+from latent.page import Section, latent_map_section, png_section, render_html, table_html
 from latent.progress import reporter
 from latent.tables import load_latent_arrays, open_latent_dataset, read_latent_table, read_table_info
 from latent.tracking import Tracking, latest_stage_run, stage_run, tag
@@ -59,89 +60,6 @@ class ReportResult:
     run_id: str
     metrics: dict[str, float]
     reused: bool = False
-
-
-# ---- the page ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Section:
-    """One part of the report page: `id` is its anchor, `body` an HTML fragment built by this module (trusted:
-    escape anything that comes from data). `needs_plotly` embeds plotly.js (once) in the page's head."""
-
-    id: str
-    title: str
-    body: str
-    needs_plotly: bool = False
-
-
-def png_data_uri(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode()
-
-
-def img_html(path: Path, alt: str) -> str:
-    """An <img> with the PNG at `path` embedded, so the page stays one file."""
-    return f'<img alt="{html.escape(alt)}" src="{png_data_uri(Path(path).read_bytes())}">'
-
-
-def png_section(section_id: str, title: str, path: Path, alt: str | None = None) -> Section:
-    """A section showing one PNG figure."""
-    return Section(section_id, title, img_html(path, alt or title))
-
-
-def table_html(rows: dict[str, str]) -> str:
-    return (
-        "<table>"
-        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows.items())
-        + "</table>"
-    )
-
-
-def _plotly_js() -> str:
-    from plotly.offline import get_plotlyjs
-
-    # inside a <script> element, "</script" would end it early; "<\/" means the same to JavaScript
-    return get_plotlyjs().replace("</script", "<\\/script")
-
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin-bottom:1.5em} th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f4f4f4} img{max-width:100%;border:1px solid #eee} section{margin:2em 0}
-nav ol{columns:2;padding-left:1.5em} nav a{text-decoration:none}
-.latent-map-controls{display:flex;gap:1.5em;align-items:center;margin-bottom:.5em;flex-wrap:wrap}
-.latent-map-controls button{padding:3px 10px;border:1px solid #888;background:#fff;cursor:pointer}
-.latent-map-controls button[aria-pressed=true]{background:#333;color:#fff}
-.latent-map{display:flex;gap:1em;align-items:flex-start}
-#latent-map-plot{flex:1;min-width:0;height:600px;border:1px solid #eee}
-#latent-map-panel{width:250px;flex:none;font-size:.9em}
-#latent-map-thumb{width:128px;height:auto;image-rendering:pixelated;border:1px solid #ccc;display:block}
-#latent-map-id{font-family:ui-monospace,monospace;font-weight:bold;margin:.5em 0;word-break:break-all}
-#latent-map-panel table{width:100%;table-layout:fixed;overflow-wrap:anywhere} #latent-map-panel th{width:60%}
-.hint{color:#666}
-"""
-
-
-def render_html(title: str, sections: list[Section]) -> str:
-    """The whole page: a title, a table of contents and the sections in order."""
-    ids = [s.id for s in sections]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"report sections need distinct ids, got {ids}")
-    toc = "".join(f'<li><a href="#{html.escape(s.id)}">{html.escape(s.title)}</a></li>' for s in sections)
-    body = "\n".join(
-        f'<section id="{html.escape(s.id)}"><h2>{html.escape(s.title)}</h2>\n{s.body}\n</section>' for s in sections
-    )
-    plotly = f'<script id="plotly-js">{_plotly_js()}</script>' if any(s.needs_plotly for s in sections) else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{_STYLE}</style>
-{plotly}
-</head><body>
-<h1>{html.escape(title)}</h1>
-<nav><ol>{toc}</ol></nav>
-{body}
-</body></html>
-"""
 
 
 # ---- the interactive latent map ----------------------------------------------------------------------------
@@ -213,144 +131,6 @@ def map_payload(
         "columns": [map_column(name, values) for name, values in columns.items()],
         "thumbnails": thumbnails,
     }
-
-
-_MAP_SCRIPT = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("latent-map-data").textContent);
-  var gd = document.getElementById("latent-map-plot");
-  var select = document.getElementById("latent-map-color");
-  var buttons = document.querySelectorAll("#latent-map-projection button");
-  var thumb = document.getElementById("latent-map-thumb");
-  var idBox = document.getElementById("latent-map-id");
-  var details = document.getElementById("latent-map-details");
-  var status = document.getElementById("latent-map-status");
-  var palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-    "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39"];
-  var projection = 0, colorBy = 0, pinned = null;
-  // a document's start (text) or a SMILES (molecules) goes into the hover box too, wrapped, without markup
-  var textColumn = data.columns.filter(function (c) { return c.kind === "text"; })[0];
-  var hoverIds = !textColumn ? data.ids : data.ids.map(function (id, i) {
-    var t = (textColumn.values[i] || "").replace(/</g, "\u2039").replace(/>/g, "\u203a");
-    return id + "<br>" + (t.match(/.{1,60}(\s|$)|\S+/g) || []).join("<br>");
-  });
-
-  function valueOf(column, row) {
-    if (column.kind === "text") return column.values[row] === null ? "" : column.values[row];
-    if (column.kind === "categorical") return column.levels[column.codes[row]];
-    var v = column.values[row];
-    return v === null ? "missing" : String(v);
-  }
-
-  function show(row) {
-    if (thumb && data.thumbnails) thumb.src = "data:image/png;base64," + data.thumbnails[row];
-    idBox.textContent = data.ids[row];
-    while (details.firstChild) details.removeChild(details.firstChild);
-    data.columns.forEach(function (column) {
-      var tr = details.insertRow(), th = document.createElement("th"), td = tr.insertCell();
-      th.textContent = column.name;
-      tr.insertBefore(th, td);
-      td.textContent = valueOf(column, row);
-    });
-    idBox.dataset.row = String(row);
-  }
-
-  function pick(rows, values) {
-    return rows.map(function (i) { return values[i]; });
-  }
-
-  function traces() {
-    var p = data.projections[projection], column = data.columns[colorBy];
-    var all = data.ids.map(function (_, i) { return i; });
-    function trace(rows, name, marker, value) {
-      return {type: "scatter", mode: "markers", name: name, x: pick(rows, p.x), y: pick(rows, p.y),
-        customdata: rows, text: pick(rows, hoverIds), marker: marker,
-        hovertemplate: "%{text}<br>" + column.name + ": " + value + "<extra></extra>"};
-    }
-    if (column.kind === "categorical") {
-      var groups = column.levels.map(function () { return []; });
-      column.codes.forEach(function (code, i) { groups[code].push(i); });
-      return groups.map(function (rows, k) {
-        var color = column.levels[k] === "missing" ? "#bbbbbb" : palette[k % palette.length];
-        return trace(rows, column.levels[k], {size: 6, opacity: 0.8, color: color}, column.levels[k]);
-      }).filter(function (t) { return t.x.length > 0; });
-    }
-    var present = all.filter(function (i) { return column.values[i] !== null; });
-    var missing = all.filter(function (i) { return column.values[i] === null; });
-    var out = [trace(present, column.name, {size: 6, opacity: 0.85, color: pick(present, column.values),
-      colorscale: "Viridis", showscale: true, colorbar: {title: {text: column.name}}}, "%{marker.color:.4g}")];
-    if (missing.length) out.push(trace(missing, "missing", {size: 6, opacity: 0.6, color: "#bbbbbb"}, "missing"));
-    return out;
-  }
-
-  function draw() {
-    var p = data.projections[projection], column = data.columns[colorBy];
-    var layout = {
-      uirevision: p.name, hovermode: "closest", dragmode: "pan", showlegend: column.kind === "categorical",
-      legend: {title: {text: column.name}}, margin: {l: 55, r: 10, t: 36, b: 50},
-      xaxis: {title: {text: p.axes[0]}, zeroline: false}, yaxis: {title: {text: p.axes[1]}, zeroline: false}
-    };
-    var config = {responsive: true, scrollZoom: true, displaylogo: false,
-      modeBarButtonsToRemove: ["toImage", "sendChartToCloud", "select2d", "lasso2d"]};
-    buttons.forEach(function (b, i) { b.setAttribute("aria-pressed", String(i === projection)); });
-    return Plotly.react(gd, traces(), layout, config);
-  }
-
-  data.columns.forEach(function (column, i) {
-    if (column.kind !== "text") select.add(new Option(column.name, String(i)));
-  });
-  select.addEventListener("change", function () { colorBy = Number(select.value); draw(); });
-  buttons.forEach(function (b, i) { b.addEventListener("click", function () { projection = i; draw(); }); });
-  show(0);
-  draw().then(function () {
-    gd.on("plotly_hover", function (e) { show(e.points[0].customdata); });
-    gd.on("plotly_click", function (e) { pinned = e.points[0].customdata; show(pinned); });
-    gd.on("plotly_unhover", function () { if (pinned !== null) show(pinned); });
-    gd.dataset.ready = "true";
-  });
-  status.textContent = data.ids.length === data.total ? "all " + data.total + " rows" :
-    data.ids.length + " of " + data.total + " rows (a seeded sample; coordinates.parquet has every row)";
-})();
-"""
-
-
-def latent_map_section(payload: dict) -> Section:
-    """The interactive map: t-SNE / PCA toggle, colour by any column, pan and zoom, and a side panel showing
-    the hovered (or clicked) point's thumbnail, id and values."""
-    projections = "".join(
-        f'<button type="button" aria-pressed="{str(i == 0).lower()}">{html.escape(p["name"])}</button>'
-        for i, p in enumerate(payload["projections"])
-    )
-    thumb = (
-        '<img id="latent-map-thumb" alt="the selected row">' if payload["thumbnails"] else ""
-    )  # its src is set by the script before the page finishes loading
-    # "<" escaped: the JSON (ids come from file names) can never end its <script> element
-    data = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
-    body = f"""<div class="latent-map-controls">
-<span id="latent-map-projection">{projections}</span>
-<label>colour by <select id="latent-map-color"></select></label>
-<span class="hint" id="latent-map-status"></span>
-</div>
-<div class="latent-map">
-<div id="latent-map-plot"></div>
-<aside id="latent-map-panel">{thumb}<div id="latent-map-id"></div><table id="latent-map-details"></table>
-<p class="hint">Hover a point to see it here; click to keep it. Drag to pan, scroll to zoom, double-click to reset.</p>
-</aside>
-</div>
-<script type="application/json" id="latent-map-data">{data}</script>
-<script>{_MAP_SCRIPT}</script>"""
-    return Section("latent-map", "Latent map (interactive)", body, needs_plotly=True)
-
-
-def image_geometry(dataset: DatasetInfo) -> tuple[int, int, int] | None:
-    """(channels, height, width) when the dataset's rows are grayscale or RGB images (pixels in [0, 1], stored
-    channels-first), else None."""
-    c, h, w = (int(dataset.shape.get(k, 0)) for k in ("channels", "height", "width"))
-    if c in (1, 3) and h > 1 and w > 1 and h * w * c == dataset.feature_dim and dataset.transform.mean is None:
-        return c, h, w
-    return None
 
 
 def thumbnails(x: np.ndarray, geometry: tuple[int, int, int]) -> list[str]:
@@ -432,16 +212,15 @@ def _generation_sections(space: LatentSpace, cfg: ReportConfig, kl: np.ndarray, 
     recon = space.decode(space.z_mean(shown))
     sections = []
 
-    def grid(name: str, section_id: str, title: str, rows, **labels) -> None:
-        image_grid_png(staging / name, rows, geometry, title, labels.get("row_titles"), labels.get("col_titles"))
+    def grid(name: str, section_id: str, title: str, image_grid: ImageGrid) -> None:
+        image_grid_png(staging / name, image_grid.rows, geometry, title, image_grid.row_titles, image_grid.col_titles)
         sections.append(png_section(section_id, title, staging / name))
 
     grid(
         "reconstructions.png",
         "reconstructions",
         "Reconstructions (top: test inputs, bottom: decoded posterior means)",
-        [list(x), list(recon)],
-        row_titles=["input", "recon"],
+        ImageGrid([list(x), list(recon)], row_titles=["input", "recon"]),
     )
     samples = sample_prior(space.model, cfg.n_samples, cfg.seed)
     per_row = 16
@@ -449,32 +228,23 @@ def _generation_sections(space: LatentSpace, cfg: ReportConfig, kl: np.ndarray, 
         "samples.png",
         "samples",
         "Samples decoded from the prior N(0, I)",
-        [list(samples[i : i + per_row]) for i in range(0, len(samples), per_row)],
+        ImageGrid([list(samples[i : i + per_row]) for i in range(0, len(samples), per_row)]),
     )
     a, b = test_ids[0], test_ids[1]
-    z0, z1 = space.z_mean([a, b])
-    ends = space.inputs([a, b])
-    rows = [
-        [ends[0], *space.decode(interpolate(z0, z1, cfg.interpolation_steps, slerp=slerp)), ends[1]]
-        for slerp in (False, True)
-    ]
+    interpolation = interpolation_grid(space, a, b, cfg.interpolation_steps, ("linear", "slerp"))
     grid(
         "interpolation.png",
         "interpolation",
         f"Interpolation from {a} to {b} (ends: the inputs)",
-        rows,
-        row_titles=["linear", "slerp"],
+        interpolation.grid,
     )
-    dims = [int(d) for d in np.argsort(-kl, kind="stable")[: cfg.traversal_dims]]
-    sigma = codes["z_mean"].astype(np.float64).std(axis=0)
-    traversal = space.decode(traversal_codes(space.z_mean([a]), dims, sigma, TRAVERSAL_STEPS))[0]
+    dims = informative_dims(kl, cfg.traversal_dims)
+    traversal = traversal_grid(space, [a], dims, kl, TRAVERSAL_STEPS)
     grid(
         "traversals.png",
         "traversals",
         f"Latent traversals around {a}: each dimension from −3σ to +3σ, most informative first",
-        [list(row) for row in traversal],
-        row_titles=[f"z{d} KL {kl[d]:.2f}" for d in dims],
-        col_titles=[f"{o:+.3g}σ" for o in np.linspace(-3, 3, TRAVERSAL_STEPS)],
+        traversal.grids[0],
     )
     labels = codes["label"]
     classes = np.unique(labels[labels >= 0]) if labels.dtype.kind in "iu" else np.array([])
@@ -483,16 +253,12 @@ def _generation_sections(space: LatentSpace, cfg: ReportConfig, kl: np.ndarray, 
         z = codes["z_mean"].astype(np.float64)
         vector = attribute_vector(z[labels == plus], z[labels == minus])
         targets = sorted(str(i) for i in codes["id"][labels == minus])[:4]
-        strengths = [0.0, 0.5, 1.0, 1.5, 2.0]
-        moved = space.decode(apply_vector(space.z_mean(targets), vector, strengths))
-        inputs = space.inputs(targets)
+        arithmetic = arithmetic_grid(space, vector, targets, [0.0, 0.5, 1.0, 1.5, 2.0])
         grid(
             "arithmetic.png",
             "arithmetic",
             f"Latent arithmetic: z + s·(mean z[label = {plus}] − mean z[label = {minus}]) on label-{minus} rows",
-            [[inputs[r], *moved[r]] for r in range(len(targets))],
-            row_titles=targets,
-            col_titles=["input", *[f"s={s:g}" for s in strengths]],
+            arithmetic.grid,
         )
     return sections
 

@@ -73,6 +73,27 @@ def tracking_uri(cfg: TrackingConfig, workspace: Workspace) -> str:
     return cfg.uri or _USER_TRACKING_URI or workspace.tracking_uri
 
 
+@dataclass(frozen=True)
+class MlflowUI:
+    command: list[str]  # the `mlflow server` invocation
+    link: str  # where a browser should open it
+    store: str  # the tracking URI it serves
+
+
+def mlflow_ui(cfg: TrackingConfig, workspace: Workspace, host: str, port: int) -> MlflowUI:
+    """How `latent ui` runs the MLflow UI on the workspace's tracking store (artifacts in the workspace when the
+    store is the embedded SQLite one)."""
+    import sys
+
+    uri = tracking_uri(cfg, workspace)
+    # MLflow 3.17 opens on its GenAI pages unless the link (or the "Model training" switch) says otherwise
+    link = f"http://{host}:{port}/#/experiments?workflowType=machine_learning"
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    if uri.startswith("sqlite:"):
+        cmd += ["--default-artifact-root", workspace.artifact_root.as_uri()]
+    return MlflowUI(cmd, link, uri)
+
+
 @contextlib.contextmanager
 def _store_init_lock(uri: str) -> Iterator[None]:
     """Serialise the first opening of a SQLite store across processes: MLflow creates and migrates the schema on
@@ -293,6 +314,43 @@ def log_text_artifact(tracking: Tracking, run_id: str, text: str, artifact_file:
     import mlflow
 
     mlflow.MlflowClient(tracking.uri).log_text(run_id, text, artifact_file)
+
+
+@dataclass
+class ParentRun:
+    """An open parent run: `tracking` nests stage runs under it; what the flow puts in `metrics` and `end_tags`
+    is logged when the run ends (the metrics also when it fails)."""
+
+    run_id: str
+    tracking: Tracking
+    metrics: dict[str, float] = field(default_factory=dict)
+    end_tags: dict[str, str] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def parent_run(
+    base: Tracking,
+    name: str,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    config_yaml: str,
+    nested_tags: dict[str, str],
+) -> Iterator[ParentRun]:
+    """The MLflow parent run of one flow run (pipeline or transfer): created with `tags` and `params`, the
+    resolved config logged as config.yaml, stage runs nested under it carrying `nested_tags` and the parent's id.
+    Ends FINISHED with the flow's metrics and end tags, or FAILED with the error as one line (and re-raises)."""
+    run_id = start_pipeline_run(base, name, tags, params)
+    log_text_artifact(base, run_id, config_yaml, "config.yaml")
+    nested = base.nested_under(run_id)
+    nested.tags.update({**nested_tags, tag("pipeline_run_id"): run_id})
+    run = ParentRun(run_id, nested)
+    try:
+        yield run
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:4000]}"
+        end_run(base, run_id, "FAILED", run.metrics, {tag("error"): error})
+        raise
+    end_run(base, run_id, "FINISHED", run.metrics, run.end_tags)
 
 
 def _newest_stage_runs(

@@ -7,22 +7,21 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from latent.analysis import interpolate, linear_cka, probe_accuracy
-from latent.analysis.compare import compare_tables
-from latent.analysis.dr import TSNE_EXACT_NEIGHBORS_MAX, TSNE_FFT_THRESHOLD, fit_rows, tsne, tsne_plan
-from latent.analysis.explore import (
+from latent.analysis import (
     apply_vector,
     attribute_vector,
+    interpolate,
     kl_per_dim,
-    open_latent_space,
-    resolve_table,
+    linear_cka,
+    probe_accuracy,
     traversal_codes,
-    write_arithmetic,
-    write_interpolation,
-    write_traversals,
 )
-from latent.analysis.probes import probe_table
+from latent.analysis.dr import TSNE_EXACT_NEIGHBORS_MAX, TSNE_FFT_THRESHOLD, fit_rows, tsne, tsne_plan
 from latent.errors import LatentError
+from latent.explore.commands import write_arithmetic, write_interpolation, write_traversals
+from latent.explore.compare import compare_tables
+from latent.explore.probes import probe_table
+from latent.explore.space import open_latent_space, resolve_table
 from latent.query import select_ids
 from latent.tables import load_latent_arrays
 from latent.tracking import use_tracking_uri

@@ -23,8 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from latent.analysis.disentangle import (
-    ShapesGroundTruth,
+from latent.analysis.metrics import (
     as_random_state,
     beta_vae_score,
     dci,
@@ -33,16 +32,19 @@ from latent.analysis.disentangle import (
     disentanglement_scores,
     factorvae_score,
     histogram_discretize,
-    load_codes_and_factors,
     mig,
-    model_representation,
     modularity_explicitness,
     modularity_from_mi,
     sap,
     split_rows,
-    table_disentanglement_scores,
 )
 from latent.errors import DataError, LatentError
+from latent.explore.disentangle import (
+    ShapesGroundTruth,
+    load_codes_and_factors,
+    model_representation,
+    table_disentanglement_scores,
+)
 
 REFERENCE = {
     "dci_disentanglement": 0.5206253958872081,

@@ -68,6 +68,8 @@ def test_wheel_installs_no_generic_top_level_modules(installed):
     assert {t for t in top if not t.endswith(".dist-info")} == {"latent"}
     assert "latent/flows/cli.py" in names and "latent/tasks/stages.py" in names
     assert {"latent/conf/default.yaml", "latent/conf/digits-conv.yaml", "latent/conf/schedules.yaml"} <= set(names)
+    assert {"latent/templates/report.html.j2", "latent/templates/latent_map.js"} <= set(names)
+    assert "latent/analysis/metrics/mig.py" in names and "latent/explore/grids.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "latent = latent.flows.cli:main" in zipfile.ZipFile(installed["wheel"]).read(entry_points).decode()
 
@@ -77,6 +79,10 @@ def test_installed_package_runs_from_another_directory(installed):
     proc = run_in(installed, python, "-c", "import latent, latent.flows.cli; print(latent.__file__)")
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()).is_relative_to(installed["site"])  # the wheel's copy, not the checkout
+    page = "from latent.page import Section, render_html; print(render_html('t', [Section('a', 'A & B', '<p>x</p>')]))"
+    proc = run_in(installed, python, "-c", page)
+    assert proc.returncode == 0, proc.stderr
+    assert "<h2>A &amp; B</h2>" in proc.stdout and "<p>x</p>" in proc.stdout  # the installed template renders
     proc = run_in(installed, python, "-c", "import flows")
     assert proc.returncode == 1 and "No module named 'flows'" in proc.stderr
 

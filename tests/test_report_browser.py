@@ -20,7 +20,8 @@ import pytest
 from PIL import Image
 
 from latent.data.dataset import load_dataset_arrays
-from latent.report import latent_map_section, map_payload, render_html
+from latent.page import latent_map_section, render_html
+from latent.report import map_payload
 
 pytestmark = pytest.mark.e2e
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from latent.analysis.generate import interpolate, sample_prior
+from latent.analysis.generate import sample_prior
 from latent.analysis.topics import compare_with_lda, top_words
-from latent.data.dataset import load_dataset_arrays
-from latent.data.text import read_vocabulary
+from latent.data.dataset import load_dataset_arrays, read_vocabulary, shard_files
+from latent.explore.grids import interpolation_grid
 
 WORDS_SHOWN = 8
 
@@ -44,7 +44,7 @@ def _words_table(head: list[str], rows: list[list[str]]) -> str:
 def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
     """Topics (top words per latent dimension, ProdLDA and LDA), the comparison with LDA, prior samples,
     reconstructions and an interpolation as top words."""
-    from latent.report import Section
+    from latent.page import Section
 
     dataset = space.dataset.path
     vocabulary = read_vocabulary(dataset) or []
@@ -114,8 +114,8 @@ def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
             )
         )
         a, b = test_ids[0], test_ids[1]
-        z0, z1 = space.z_mean([a, b])
-        path = describe_decoded(dataset, space.decode(interpolate(z0, z1, cfg.interpolation_steps))) or []
+        decoded = interpolation_grid(space, a, b, cfg.interpolation_steps).decoded[0]
+        path = describe_decoded(dataset, decoded) or []
         steps = np.linspace(0, 1, cfg.interpolation_steps)
         ends = _previews(space, [a, b])
         sections.append(
@@ -134,7 +134,7 @@ def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
 def _previews(space, ids: list[str]) -> list[str]:
     import pyarrow.dataset as ds
 
-    files = sorted(str(p) for p in Path(space.dataset.path).glob("part-*.parquet"))
+    files = [str(p) for p in shard_files(space.dataset.path)]
     table = ds.dataset(files, format="parquet").to_table(
         columns=["id", "text_preview"], filter=ds.field("id").isin(ids)
     )
