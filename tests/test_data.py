@@ -109,6 +109,7 @@ ARRAYS_MANIFEST_KEYS = [
     "feature_dim",
     "schema",
     "shards",
+    "transform",  # how its float32 rows are stored (latent/data/arrow.py)
 ]
 
 
