@@ -259,6 +259,8 @@ def preprocess(
             pq.write_table(quarantine, staging / QUARANTINE)
         if plan.info.get("vocabulary"):
             atomic_write_text(staging / "vocabulary.json", json.dumps(plan.info["vocabulary"]))
+        if plan.info.get("molecules"):  # representation, fingerprint settings, SELFIES tokens (latent/chem.py)
+            atomic_write_text(staging / "molecules.json", json.dumps(plan.info["molecules"]))
         stats = {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values}
         atomic_write_text(staging / STATS, json.dumps(stats, indent=2))
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))

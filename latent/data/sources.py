@@ -694,4 +694,5 @@ def source_from_plan(plan: dict, plan_dir: Path) -> tuple[Source, Plan]:
 
 
 # sources in modules of their own register themselves when imported
+from latent.data import molecules as _molecules  # noqa: E402, F401
 from latent.data import text as _text  # noqa: E402, F401
