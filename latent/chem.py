@@ -168,7 +168,7 @@ def decoded_smiles(dataset_path: str | Path, decoded: np.ndarray) -> list[str] |
 
     _, train = dataset_smiles(dataset_path, ("train",))
     fps = morgan_fingerprints(train, info["radius"], info["bits"])
-    flat = decoded.reshape(-1, decoded.shape[-1]) > 0.5
+    flat = decoded.reshape(-1, decoded.shape[-1])
     nearest = tanimoto_matrix(flat, fps).argmax(1)
     return [train[int(i)] for i in nearest]
 

@@ -58,11 +58,12 @@ def reconstruction_accuracy(originals: list[str], decoded: list[str]) -> float:
 
 
 def tanimoto_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) Tanimoto (Jaccard) similarity of binary fingerprint rows; 0 between two empty rows."""
-    a = np.asarray(a, bool).astype(np.float32)
-    b = np.asarray(b, bool).astype(np.float32)
+    """(len(a), len(b)) Tanimoto similarity of fingerprint rows: Jaccard for 0/1 bits, its continuous form
+    Σab / (Σa² + Σb² − Σab) for bit probabilities (a decoded fingerprint); 0 between two empty rows."""
+    a = np.asarray(a, np.float32)
+    b = np.asarray(b, np.float32)
     common = a @ b.T
-    union = a.sum(1)[:, None] + b.sum(1)[None, :] - common
+    union = np.square(a).sum(1)[:, None] + np.square(b).sum(1)[None, :] - common
     return np.divide(common, union, out=np.zeros_like(common), where=union > 0)
 
 
@@ -76,7 +77,7 @@ def neighbour_tanimoto(z: np.ndarray, fingerprints: np.ndarray, k: int = NEIGHBO
         return {}
     rng = np.random.default_rng(seed)
     queries = rng.choice(n, min(n, MAX_QUERY_ROWS), replace=False)
-    d = ((z[queries, None, :] - z[None, :, :]) ** 2).sum(-1)
+    d = np.square(z[queries]).sum(1)[:, None] + np.square(z).sum(1)[None, :] - 2.0 * z[queries] @ z.T
     d[np.arange(len(queries)), queries] = np.inf
     nearest = np.argpartition(d, k, axis=1)[:, :k]
     sims = tanimoto_matrix(fingerprints[queries], fingerprints)

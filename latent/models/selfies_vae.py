@@ -35,6 +35,35 @@ class SelfiesVAEConfig(VAEConfig):
             raise ValueError(f"vocab_size must be at least 2 (the padding and one token), got {self.vocab_size}")
 
 
+class _TokenEncoder(nn.Module):
+    """Token indices -> the final states of a bidirectional GRU over their embeddings, concatenated."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embedding_dim)
+        self.gru = nn.GRU(embedding_dim, hidden, batch_first=True, bidirectional=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h = self.gru(self.embed(x.long()))
+        return torch.cat([h[0], h[1]], -1)
+
+
+class _TokenDecoder(nn.Module):
+    """z -> (n, positions, vocabulary) logits: a GRU started from and driven by z at every position."""
+
+    def __init__(self, latent_dim: int, hidden: int, vocab_size: int, positions: int) -> None:
+        super().__init__()
+        self.positions = positions
+        self.to_hidden = nn.Linear(latent_dim, hidden)
+        self.gru = nn.GRU(latent_dim, hidden, batch_first=True)
+        self.to_tokens = nn.Linear(hidden, vocab_size)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        steps = z.unsqueeze(1).expand(-1, self.positions, -1).contiguous()
+        out, _ = self.gru(steps, torch.tanh(self.to_hidden(z)).unsqueeze(0).contiguous())
+        return self.to_tokens(out)
+
+
 @register_model("selfies_vae", SelfiesVAEConfig)
 class SelfiesVAE(BaseVAE):
     config: SelfiesVAEConfig
@@ -42,25 +71,11 @@ class SelfiesVAE(BaseVAE):
     def __init__(self, config: SelfiesVAEConfig) -> None:
         super().__init__(config)
         hidden = config.hidden_dims[0]
-        self.embed = nn.Embedding(config.vocab_size, config.embedding_dim)
-        self.encoder = nn.GRU(config.embedding_dim, hidden, batch_first=True, bidirectional=True)
+        self.encoder = _TokenEncoder(config.vocab_size, config.embedding_dim, hidden)
         self._heads(2 * hidden)
-        self.to_hidden = nn.Linear(config.latent_dim, hidden)
-        self.decoder = nn.GRU(config.latent_dim, hidden, batch_first=True)
-        self.to_tokens = nn.Linear(hidden, config.vocab_size)
+        self.decoder = _TokenDecoder(config.latent_dim, hidden, config.vocab_size, config.input_dim)
         # tokens seen first in a training molecule: the only ones greedy decoding may put first (saved with weights)
         self.register_buffer("first_tokens", torch.zeros(config.vocab_size, dtype=torch.bool))
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _, h = self.encoder(self.embed(x.long()))
-        h = torch.cat([h[0], h[1]], -1)
-        return self.to_mean(h), self.to_logvar(h).clamp(-30.0, 20.0)
-
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """(n, positions, vocabulary) token logits."""
-        steps = z.unsqueeze(1).expand(-1, self.config.input_dim, -1).contiguous()
-        out, _ = self.decoder(steps, torch.tanh(self.to_hidden(z)).unsqueeze(0).contiguous())
-        return self.to_tokens(out)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The most probable token index at each position (as floats, like every model's decoded rows)."""
