@@ -13,14 +13,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-pytest.importorskip("rdkit")
-pytest.importorskip("selfies")
 
-from latent.analysis import molecules as m  # noqa: E402
-from latent.chem import morgan_fingerprints, tokens_to_smiles  # noqa: E402
-from latent.data.molecules import BUILTIN, read_smi  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
-from tests.test_cli import latent_cmd, one_line_error  # noqa: E402
+from latent.analysis import molecules as m
+from latent.chem import morgan_fingerprints, tokens_to_smiles
+from latent.data.molecules import BUILTIN, read_smi
+from tests.conftest import ROOT
+from tests.test_cli import latent_cmd, one_line_error
 
 FAST = [
     "train.epochs=3",
