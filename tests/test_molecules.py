@@ -13,7 +13,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-
 from latent.analysis import molecules as m
 from latent.chem import morgan_fingerprints, tokens_to_smiles
 from latent.data.molecules import BUILTIN, read_smi
