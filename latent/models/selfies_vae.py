@@ -22,10 +22,10 @@ from latent.models.vae import BaseVAE, VAEConfig, VAEOutput
 
 @dataclass
 class SelfiesVAEConfig(VAEConfig):
-    hidden_dims: tuple[int, ...] = (128,)  # the GRUs' hidden size (the first entry)
+    hidden_dims: tuple[int, ...] = (64,)  # the GRUs' hidden size (the first entry)
     likelihood: str = "categorical"
     vocab_size: int = 0  # set from the dataset's SELFIES vocabulary (index 0 is the padding)
-    embedding_dim: int = 32
+    embedding_dim: int = 16
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
