@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[])
     args = parser.parse_args()
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="latent-molecules-"))
+    workspace.mkdir(parents=True, exist_ok=True)
     results = {}
     for preset in PRESETS:
         results[preset] = run_preset(preset, workspace, args.threads, args.sets)
