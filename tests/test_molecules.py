@@ -195,7 +195,7 @@ def test_latent_run_on_selfies_decodes_only_valid_molecules(selfies_run):
 def _analysis_commands(cwd: Path, args: list[str], transfer: bool) -> dict[str, subprocess.CompletedProcess]:
     table = next((cwd / "workspace" / "latents").glob("*/*/split=test/*.parquet"))
     ids = pq.read_table(table, columns=["id"]).column("id").to_pylist()[:2]
-    tables = sorted(str(p.parent.parent) for p in (cwd / "workspace" / "latents").glob("*/*/split=test"))
+    tables = sorted(str(p.parent) for p in (cwd / "workspace" / "latents").glob("*/*/split=test"))
     commands = {
         "interpolate": ["interpolate", "--from", ids[0], "--to", ids[1], "--steps", "4"],
         "traverse": ["traverse", "--dims", "2", "--anchors", "1", "--steps", "3"],
