@@ -245,6 +245,7 @@ def test_an_unparsable_smiles_is_one_line_naming_the_row_or_is_quarantined(tmp_p
     line = one_line_error(latent_cmd("ingest", *base, cwd=tmp_path))
     assert "mols.smi:31: RDKit cannot parse the SMILES 'C1CC('" in line and "on_bad_file: skip" in line
     skip = [*base, "--set", "dataset.molecules.on_bad_file=skip"]
+    assert latent_cmd("ingest", *skip, cwd=tmp_path).returncode == 0
     proc = latent_cmd("preprocess", *skip, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     quarantine = pq.read_table(next((tmp_path / "workspace" / "datasets").glob("*/quarantine.parquet")))
@@ -254,6 +255,8 @@ def test_an_unparsable_smiles_is_one_line_naming_the_row_or_is_quarantined(tmp_p
 def test_more_bad_smiles_than_the_skip_ceiling_fails(tmp_path):
     _conf(tmp_path)
     (tmp_path / "mols.csv").write_text("smiles\n" + "CCO\nXYZ\n" * 10)
-    base = ["-c", "conf/molecules-fingerprint.yaml", "--set", "dataset.path=mols.csv"]
-    line = one_line_error(latent_cmd("preprocess", *base, "--set", "dataset.molecules.on_bad_file=skip", cwd=tmp_path))
+    skip = ["-c", "conf/molecules-fingerprint.yaml", "--set", "dataset.path=mols.csv"]
+    skip += ["--set", "dataset.molecules.on_bad_file=skip"]
+    assert latent_cmd("ingest", *skip, cwd=tmp_path).returncode == 0
+    line = one_line_error(latent_cmd("preprocess", *skip, cwd=tmp_path))
     assert "10 of 20" in line and "max_skipped_fraction" in line
