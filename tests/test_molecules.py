@@ -230,7 +230,7 @@ def test_analysis_commands_on_a_selfies_table_decode_molecules(selfies_run):
     _check_commands(_analysis_commands(cwd, args, transfer=False))
     analysis = json.loads(next((cwd / "workspace" / "analysis").glob("interpolation-*/analysis.json")).read_text())
     assert len(analysis["decoded_smiles"]) == 4 and m.validity(analysis["decoded_smiles"]) == 1.0
-    traversal = json.loads(next((cwd / "workspace" / "analysis").glob("traversal-*/analysis.json")).read_text())
+    traversal = json.loads(next((cwd / "workspace" / "analysis").glob("traversals-*/analysis.json")).read_text())
     assert m.validity(traversal["decoded_smiles"]) == 1.0
 
 
