@@ -62,7 +62,9 @@ def main() -> None:
     for key, goal in (("validity", "goal 1.0"), ("uniqueness", "goal >= 0.9"), ("novelty", "")):
         print(f"  {key:<24} {selfies[f'molecules_{key}']:.3f}  {goal}")
     print(f"  {'reconstruction accuracy':<24} {selfies['molecules_reconstruction_accuracy']:.3f}  (test split)")
-    print("\nprobe R² on the val+test rows (ridge):  latent (fingerprint VAE) | latent (SELFIES VAE) | raw fingerprints")
+    print(
+        "\nprobe R² on the val+test rows (ridge):  latent (fingerprint VAE) | latent (SELFIES VAE) | raw fingerprints"
+    )
     fingerprint = results["molecules-fingerprint"][0]
     for prop in ("logp", "qed", "tpsa"):
         print(

@@ -276,7 +276,6 @@ def molecule_sections(space, cfg, staging: Path) -> tuple[list, dict[str, float]
             metrics[f"molecules_probe_r2_{name}_fingerprint"] = raw
     metrics.update(metrics_of.neighbour_tanimoto(np.asarray(codes["z_mean"]), fps, seed=cfg.seed))
 
-    described = {k: v for k, v in metrics.items()}
     body = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
     body += (
         "<p>MOSES-style metrics (Polykovskiy et al., 2020) on molecules decoded from the prior; probes are ridge "
@@ -284,6 +283,6 @@ def molecule_sections(space, cfg, staging: Path) -> tuple[list, dict[str, float]
         "z_mean and from the raw Morgan fingerprints; Tanimoto similarity of each molecule's nearest latent "
         "neighbours against random pairs.</p>"
     )
-    body += table_html({k: f"{v:.4g}" for k, v in described.items()})
+    body += table_html({k: f"{v:.4g}" for k, v in metrics.items()})
     sections.insert(0, Section("molecule-metrics", "Molecules: generation, probes and neighbours", body))
     return sections, metrics
