@@ -78,9 +78,23 @@ class TextOptions(StrictModel):
     seed: int = 0  # seed of the built-in corpus
 
 
+class MoleculeOptions(StrictModel):
+    """dataset.source: molecules (latent/data/sources/molecules.py): SMILES canonicalised with RDKit."""
+
+    representation: Literal["fingerprint", "selfies"] = "fingerprint"  # Morgan bits, or SELFIES token indices
+    smiles_column: str = "smiles"  # CSV / Parquet: the column of SMILES
+    properties: list[str] = Field(default_factory=list)  # numeric columns kept beside the molecule
+    label: str | None = None  # an optional integer label column
+    radius: int = Field(default=2, ge=0)  # Morgan fingerprint radius
+    bits: int = Field(default=1024, gt=0)  # Morgan fingerprint length
+    max_tokens: int = Field(default=72, gt=0)  # SELFIES tokens per molecule at most (longer ones are bad rows)
+    on_bad_file: Literal["error", "skip"] = "error"  # unparsable SMILES; skip: quarantine.parquet
+    n_molecules: int | None = Field(default=None, gt=0)  # the built-in set (no dataset.path): its first n
+
+
 class DatasetConfig(StrictModel):
     # where rows come from (see the datasets page)
-    source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular", "text"] = "digits"
+    source: Literal["digits", "shapes", "image_folder", "npz", "idx", "tabular", "text", "molecules"] = "digits"
     # default: from the path (`/x/my_photos` -> my-photos, `wdbc.csv` -> wdbc) or the source (digits, shapes)
     name: str = Field(default="digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     path: str | None = None  # image_folder: a folder; npz, tabular: a file or glob; idx: the images file
@@ -91,6 +105,7 @@ class DatasetConfig(StrictModel):
     tabular: TabularOptions = TabularOptions()
     shapes: ShapesOptions = ShapesOptions()
     text: TextOptions = TextOptions()
+    molecules: MoleculeOptions = MoleculeOptions()
 
     @model_validator(mode="before")
     @classmethod
@@ -140,7 +155,8 @@ class ModelConfig(StrictModel):
     latent_dim: int = Field(default=8, gt=0)  # latent dimensions k
     # encoder widths; the decoder mirrors them
     hidden_dims: list[int] = Field(default_factory=lambda: [256, 128], min_length=1)
-    likelihood: Literal["bernoulli", "gaussian", "multinomial"] = "bernoulli"  # multinomial: word counts (prodlda)
+    # multinomial: word counts (prodlda); categorical: one token per position (selfies_vae)
+    likelihood: Literal["bernoulli", "gaussian", "multinomial", "categorical"] = "bernoulli"
     beta: float = Field(default=1.0, ge=0.0)  # weight of the KL term (β-VAE when ≠ 1; the TC weight for beta_tcvae)
     # model-specific parameters, checked against the model's config class (e.g. capacity_max, gamma, channels)
     params: dict[str, float | int | str | bool | list[int]] = Field(default_factory=dict)
@@ -164,7 +180,7 @@ class ModelConfig(StrictModel):
 
         from latent.models import model_entry
 
-        shared = {"input_dim", "latent_dim", "hidden_dims", "likelihood", "beta", "input_shape"}
+        shared = {"input_dim", "latent_dim", "hidden_dims", "likelihood", "beta", "input_shape", "vocab_size"}
         known = sorted(f.name for f in fields(model_entry(self.name).config_cls) if f.name not in shared)
         unknown = sorted(set(self.params) - set(known))
         if unknown:

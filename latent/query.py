@@ -209,13 +209,16 @@ def _neighbors(
                 raise LatentError(f"{workspace.root}: no latent tables yet; run `latent run` first")
             con_view = "latents"
         distance = "array_cosine_distance" if metric == "cosine" else "array_distance"
-        sql = f"""
-            WITH t AS (SELECT * FROM {con_view}), q AS (SELECT z_mean AS v FROM t WHERE id = ?)
-            SELECT t.id, t.split, t.label, {distance}(t.z_mean, q.v) AS distance
-            FROM t, q WHERE t.id <> ?
-            ORDER BY distance, t.id LIMIT ?
-        """
         try:  # a damaged table file is named in DuckDB's message
+            # molecules and documents: the neighbours come back as what they are (their SMILES, their text's start)
+            columns = {row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {con_view}").fetchall()}
+            shown = "".join(f", t.{c}" for c in ("smiles", "text_preview") if c in columns)
+            sql = f"""
+                WITH t AS (SELECT * FROM {con_view}), q AS (SELECT z_mean AS v FROM t WHERE id = ?)
+                SELECT t.id, t.split, t.label{shown}, {distance}(t.z_mean, q.v) AS distance
+                FROM t, q WHERE t.id <> ?
+                ORDER BY distance, t.id LIMIT ?
+            """
             found = con.sql(f"SELECT count(*) FROM {con_view} WHERE id = ?", params=[row_id]).fetchall()[0][0]
             if found == 0:
                 raise LatentError(f"id {row_id!r} is not in the table")

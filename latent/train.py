@@ -118,6 +118,12 @@ def build_model(model_cfg: ModelConfig, info: DatasetInfo) -> BaseVAE:
         if shape[0] * shape[1] * shape[2] != info.feature_dim:
             raise ConfigError(f"model.name: {model_cfg.name} needs image rows, but dataset {info.path} is not images")
         kwargs["input_shape"] = shape
+    if "vocab_size" in {f.name for f in fields(model_entry(model_cfg.name).config_cls)}:
+        from latent.data.sources.molecules import token_vocabulary_size
+
+        kwargs["vocab_size"] = token_vocabulary_size(info.path)  # a sequence model's tokens: from the dataset
+        if not kwargs["vocab_size"]:
+            raise ConfigError(f"model.name: {model_cfg.name} needs SELFIES rows (dataset.molecules.representation)")
     try:
         return create_model(model_cfg.name, **kwargs)
     except (ValueError, TypeError) as exc:

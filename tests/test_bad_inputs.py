@@ -520,6 +520,19 @@ CASES = [
         "line 1 has no field 'text' (dataset.text.column)",
         write("docs.jsonl", '{"body": "planet orbit"}\n'),
     ),
+    # -- molecules (SMILES)
+    Case(
+        "molecules-unparsable-smiles",
+        ("ingest", *sets("dataset.source=molecules", "dataset.path={data}/mols.csv")),
+        "{data}/mols.csv:2: RDKit cannot parse the SMILES 'C1CC(' (set dataset.molecules.on_bad_file: skip",
+        write("mols.csv", "smiles\nCCO\nC1CC(\n"),
+    ),
+    Case(
+        "molecules-missing-column",
+        ("ingest", *sets("dataset.source=molecules", "dataset.path={data}/mols.csv")),
+        "{data}/mols.csv: no SMILES column 'smiles' (dataset.molecules.smiles_column)",
+        write("mols.csv", "structure\nCCO\n"),
+    ),
     # -- a source that changed after it was ingested or preprocessed
     Case(
         "changed-source-after-ingest",
@@ -757,7 +770,14 @@ def test_bad_input_is_one_line_and_leaves_the_workspace_as_it_was(case, prepared
             case.cleanup(env)
 
 
-CASE_KIND_OF_SOURCE = {"image_folder": "images", "tabular": "csv", "npz": "npz", "idx": "idx", "text": "text"}
+CASE_KIND_OF_SOURCE = {
+    "image_folder": "images",
+    "tabular": "csv",
+    "npz": "npz",
+    "idx": "idx",
+    "text": "text",
+    "molecules": "molecules",
+}
 GENERATED_SOURCES = {"digits", "shapes"}  # built in: no user file to be wrong
 
 

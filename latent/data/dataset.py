@@ -31,6 +31,7 @@ MANIFEST = "manifest.json"
 STATS = "stats.json"
 QUARANTINE = "quarantine.parquet"
 VOCABULARY = "vocabulary.json"
+MOLECULES = "molecules.json"  # molecule tables: representation, fingerprint settings, SELFIES tokens
 SHARD_GLOB = "part-*.parquet"
 SPLITS = ("train", "val", "test")
 DATASET_COLUMNS = ("id", "split", "label", "x")
@@ -263,6 +264,17 @@ def write_vocabulary(directory: str | Path, vocabulary: list[str]) -> None:
 def read_vocabulary(dataset_path: str | Path) -> list[str] | None:
     """The vocabulary a text dataset table was built with (column i of `x` counts word i), or None."""
     path = Path(dataset_path) / VOCABULARY
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_molecule_info(directory: str | Path, info: dict) -> None:
+    atomic_write_text(Path(directory) / MOLECULES, json.dumps(info))
+
+
+def read_molecule_info(dataset_path: str | Path) -> dict | None:
+    """How a molecule dataset table encodes its molecules (representation, fingerprint radius and bits, the SELFIES
+    token vocabulary), or None for other tables."""
+    path = Path(dataset_path) / MOLECULES
     return json.loads(path.read_text()) if path.is_file() else None
 
 

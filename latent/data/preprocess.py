@@ -35,6 +35,7 @@ from latent.data.dataset import (
     shard_metadata,
     shard_name,
     split_of,
+    write_molecule_info,
     write_quarantine,
     write_shard,
     write_stats,
@@ -239,6 +240,8 @@ def preprocess(
             write_quarantine(staging, skipped)
         if plan.info.get("vocabulary"):
             write_vocabulary(staging, plan.info["vocabulary"])
+        if plan.info.get("molecules"):  # representation, fingerprint settings, SELFIES tokens
+            write_molecule_info(staging, plan.info["molecules"])
         write_stats(staging, {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values})
         manifest.write(staging)
     logger.info("dataset %s: %d rows published in %s (%d files skipped)", version, n_rows, final, len(skipped))

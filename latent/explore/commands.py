@@ -64,6 +64,12 @@ def _publish(
         words := describe_decoded(space.dataset.path, np.stack(points.column("x").to_numpy(zero_copy_only=False)))
     ):
         facts = {**facts, "decoded_top_words": words}  # text: each decoded point as its most probable words
+    from latent.explore.molecules import decoded_smiles
+
+    if points is not None and (
+        smiles := decoded_smiles(space.dataset.path, np.stack(points.column("x").to_numpy(zero_copy_only=False)))
+    ):
+        facts = {**facts, "decoded_smiles": smiles}  # molecules: each decoded point as a SMILES
     key = stable_hash({"kind": kind, "table": str(space.table.path), "model": space.model_uri, **params})[:12]
     final = workspace.root / "analysis" / f"{kind}-{key}"
     shape = space.image_shape

@@ -1,5 +1,5 @@
 """What the report and the analysis commands add for text and molecule datasets: which modality a dataset table
-holds, and the report sections of each (top words of topics; molecule depictions live in latent/chem.py)."""
+holds, and the report sections of each (top words of topics; molecule sections live in latent/explore/molecules.py)."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def domain_sections(space, cfg, kl: np.ndarray, staging: Path) -> tuple[list, di
     if modality == "text":
         return text_sections(space, cfg, kl)
     if modality == "molecules":
-        from latent.chem import molecule_sections
+        from latent.explore.molecules import molecule_sections
 
         return molecule_sections(space, cfg, staging)
     return [], {}
@@ -160,7 +160,7 @@ def domain_sections(space, cfg, kl: np.ndarray, staging: Path) -> tuple[list, di
 def domain_thumbnails(space, ids: list[str]) -> list[str] | None:
     """Pictures for the map's side panel where rows are not images: molecule depictions."""
     if modality_of(space.dataset.path) == "molecules":
-        from latent.chem import depiction_thumbnails
+        from latent.explore.molecules import depiction_thumbnails
 
         return depiction_thumbnails(space, ids)
     return None

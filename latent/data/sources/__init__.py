@@ -9,12 +9,13 @@
 | idx          | `idx.py`          | MNIST IDX images + labels, plain or .gz                                       |
 | tabular      | `tabular.py`      | CSV or Parquet files: numeric feature columns and an optional label column    |
 | text         | `text.py`         | documents as bag-of-words counts over a train-split vocabulary                |
+| molecules    | `molecules.py`    | SMILES (CSV/Parquet column or .smi), canonicalised with RDKit: fingerprints or SELFIES |
 
 `base.py` holds what they share: `Source`, `Plan`, `Rows`, the registry and the plan file. A new source is a module
 with a `Source` subclass under `@register_source`, imported here so that it registers.
 """
 
-from latent.data.sources import digits, idx, image_folder, npz, shapes, tabular, text
+from latent.data.sources import digits, idx, image_folder, molecules, npz, shapes, tabular, text
 from latent.data.sources.base import Plan, Rows, Source, get_source, plan_to_json, register_source, source_from_plan
 from latent.data.sources.shapes import render_shapes
 
@@ -26,6 +27,7 @@ __all__ = [
     "get_source",
     "idx",
     "image_folder",
+    "molecules",
     "npz",
     "plan_to_json",
     "register_source",
