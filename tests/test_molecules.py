@@ -16,8 +16,7 @@ import pytest
 from latent.analysis import molecules as m
 from latent.chem import morgan_fingerprints, tokens_to_smiles
 from latent.data.sources.molecules import BUILTIN, read_smi
-from tests.conftest import ROOT
-from tests.helpers import latent_cmd, one_line_error
+from tests.helpers import ROOT, latent_cmd, one_line_error
 
 FAST = [
     "train.epochs=3",
@@ -37,6 +36,7 @@ def _conf(cwd: Path) -> None:
 # ---- metrics: pure functions with known answers ------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_validity_uniqueness_and_novelty_count_as_moses_does():
     generated = ["CCO", "OCC", "c1ccccc1", "C1CC(", ""]  # ethanol twice (two spellings), benzene, two invalid
     assert m.validity(generated) == pytest.approx(3 / 5)
@@ -45,6 +45,7 @@ def test_validity_uniqueness_and_novelty_count_as_moses_does():
     assert m.reconstruction_accuracy(["CCO", "CCN"], ["OCC", "CCC"]) == pytest.approx(0.5)
 
 
+@pytest.mark.unit
 def test_tanimoto_is_one_for_the_same_fingerprint_and_latent_neighbours_beat_random_pairs():
     fps = morgan_fingerprints(["CCO", "CCO", "c1ccccc1O"], 2, 256)
     sims = m.tanimoto_matrix(fps, fps)
@@ -60,6 +61,7 @@ def test_tanimoto_is_one_for_the_same_fingerprint_and_latent_neighbours_beat_ran
     assert abs(noise["molecules_neighbour_tanimoto"] - noise["molecules_random_tanimoto"]) < 0.1
 
 
+@pytest.mark.unit
 def test_a_property_probe_scores_one_on_a_linear_property_and_about_zero_on_noise():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 5))
@@ -68,6 +70,7 @@ def test_a_property_probe_scores_one_on_a_linear_property_and_about_zero_on_nois
     assert m.property_probe_r2(x[:200], rng.normal(size=200), x[200:], rng.normal(size=100)) < 0.1
 
 
+@pytest.mark.unit
 def test_any_selfies_token_sequence_that_starts_with_an_atom_decodes_to_a_valid_molecule():
     from latent.chem import PAD, is_atom_token, selfies_tokens
 
@@ -80,6 +83,7 @@ def test_any_selfies_token_sequence_that_starts_with_an_atom_decodes_to_a_valid_
     assert m.validity(tokens_to_smiles(rows, vocabulary)) == 1.0
 
 
+@pytest.mark.unit
 def test_the_metric_module_is_pure():
     """latent/analysis/molecules.py: functions of SMILES lists and arrays; no tracking, query or workspace code."""
     source = (ROOT / "latent" / "analysis" / "molecules.py").read_text()
@@ -101,6 +105,7 @@ def test_the_metric_module_is_pure():
     assert loaded.strip() == "[]", loaded
 
 
+@pytest.mark.unit
 def test_without_rdkit_the_error_names_the_extra():
     code = (
         "import sys; sys.modules['rdkit'] = None\n"
@@ -111,6 +116,7 @@ def test_without_rdkit_the_error_names_the_extra():
     assert out.startswith("ConfigError") and "pip install 'latent[molecules]'" in out, out
 
 
+@pytest.mark.unit
 def test_the_selfies_vae_decodes_every_prior_sample_to_a_valid_molecule_even_untrained():
     import torch
 
@@ -161,6 +167,7 @@ def _metrics(cwd: Path) -> dict:
     return json.loads(next((cwd / "workspace" / "reports").glob("*/metrics.json")).read_text())
 
 
+@pytest.mark.e2e
 def test_latent_run_on_fingerprints_reports_probes_and_neighbour_similarity(fingerprint_run):
     cwd, _ = fingerprint_run
     metrics = _metrics(cwd)
@@ -182,6 +189,7 @@ def test_latent_run_on_fingerprints_reports_probes_and_neighbour_similarity(fing
     assert json.loads(dataset.read_text())["bits"] == 1024
 
 
+@pytest.mark.e2e
 def test_latent_run_on_selfies_decodes_only_valid_molecules(selfies_run):
     cwd, _ = selfies_run
     metrics = _metrics(cwd)
@@ -217,6 +225,7 @@ def _check_commands(results: dict[str, subprocess.CompletedProcess]) -> None:
             assert results[name].returncode == 0 or one_line_error(results[name]), name
 
 
+@pytest.mark.e2e
 def test_analysis_commands_on_a_fingerprint_table(fingerprint_run):
     cwd, args = fingerprint_run
     results = _analysis_commands(cwd, args, transfer=True)
@@ -225,6 +234,7 @@ def test_analysis_commands_on_a_fingerprint_table(fingerprint_run):
     assert "apply to images" in results["transfer"].stderr
 
 
+@pytest.mark.e2e
 def test_analysis_commands_on_a_selfies_table_decode_molecules(selfies_run):
     cwd, args = selfies_run
     _check_commands(_analysis_commands(cwd, args, transfer=False))
@@ -237,6 +247,7 @@ def test_analysis_commands_on_a_selfies_table_decode_molecules(selfies_run):
 # ---- bad inputs ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_an_unparsable_smiles_is_one_line_naming_the_row_or_is_quarantined(tmp_path):
     _conf(tmp_path)
     good = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCC", "c1ccncc1", "CC(C)O", "OCCO", "CCOC", "CCCl"] * 3
@@ -252,6 +263,7 @@ def test_an_unparsable_smiles_is_one_line_naming_the_row_or_is_quarantined(tmp_p
     assert quarantine.num_rows == 1 and "C1CC(" in quarantine.column("reason")[0].as_py()
 
 
+@pytest.mark.e2e
 def test_more_bad_smiles_than_the_skip_ceiling_fails(tmp_path):
     _conf(tmp_path)
     (tmp_path / "mols.csv").write_text("smiles\n" + "CCO\nXYZ\n" * 10)

@@ -215,14 +215,14 @@ class MoleculeSource(Source):
         from latent.chem import morgan_fingerprints, selfies_tokens
 
         opts = self._opts()
-        table = pq.ParquetFile(self._raw).read_row_groups(partition)
+        table = pq.ParquetFile(self.raw_path).read_row_groups(partition)
         ids, labels, smiles, problems = (table.column(c).to_pylist() for c in ("id", "label", "smiles", "problem"))
         skipped = [(ids[n], problems[n]) for n in range(len(ids)) if problems[n] is not None]
         keep = [n for n, p in enumerate(problems) if p is None]
         if opts.representation == "fingerprint":
             x = morgan_fingerprints([smiles[n] for n in keep], opts.radius, opts.bits)
         else:
-            vocabulary = self._info["molecules"]["tokens"]
+            vocabulary = self.plan_info["molecules"]["tokens"]
             index = {t: i for i, t in enumerate(vocabulary)}
             rows, kept = [], []
             for n in keep:
@@ -250,8 +250,6 @@ class MoleculeSource(Source):
         label_array = pa.array([labels[n] for n in keep], pa.int64())
         return Rows([ids[n] for n in keep], x, label_array, extra, skipped)
 
-    _info: dict = {}  # noqa: RUF012  (set per instance by source_from_plan)
-    _raw: str = ""
 
 
 def token_vocabulary_size(dataset_path: str | Path) -> int:
