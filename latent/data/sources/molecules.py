@@ -251,7 +251,6 @@ class MoleculeSource(Source):
         return Rows([ids[n] for n in keep], x, label_array, extra, skipped)
 
 
-
 def token_vocabulary_size(dataset_path: str | Path) -> int:
     """The SELFIES vocabulary size of a molecule dataset table (for sizing a sequence model), or 0."""
     from latent.data.dataset import read_molecule_info
