@@ -140,7 +140,7 @@ def throughput_parts(parts: set[str], repeats: int) -> None:
             streamed = _rate(info.path, ws, "stream", 1, repeats)
             print(
                 f"(b) 60,000 x 784, batch 64: in memory {memory:,.0f} samples/s, streamed {streamed:,.0f} samples/s, "
-                f"ratio {streamed / memory:.2f} (goal >= 0.90)"
+                f"ratio {streamed / memory:.3f} (goal >= 0.90)"
             )
         if "c" in parts:
             two = _rate(info.path, ws, "memory", 2, repeats)
