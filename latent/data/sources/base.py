@@ -109,6 +109,28 @@ def labels_array(values: np.ndarray | None, n: int) -> pa.Array:
     return pa.array(np.asarray(values, dtype=np.int64))
 
 
+def class_codes(labels: list) -> tuple[list[int | None], list[str]]:
+    """Labels read from a column as integer codes: integers as they are (no class names), anything else coded in
+    sorted order of its text, with those class names; missing labels stay None."""
+    present = [v for v in labels if v is not None]
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return list(labels), []
+    classes = sorted({str(v) for v in present})
+    index = {c: i for i, c in enumerate(classes)}
+    return [index[str(v)] if v is not None else None for v in labels], classes
+
+
+def write_raw_table(table: pa.Table, raw_dir: Path, shard_rows: int) -> list[list[int]]:
+    """Write a source's copy of its input as `raw.parquet` in row groups of RAW_ROW_GROUP rows, and return the plan's
+    partitions: consecutive row groups of about `shard_rows` rows each."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, raw_dir / RAW_FILE, row_group_size=RAW_ROW_GROUP, compression="zstd")
+    groups = list(range(pq.ParquetFile(raw_dir / RAW_FILE).metadata.num_row_groups))
+    per = max(1, round(shard_rows / RAW_ROW_GROUP))
+    return [groups[i : i + per] for i in range(0, len(groups), per)]
+
+
 def check_finite(x: np.ndarray, where: str) -> None:
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]

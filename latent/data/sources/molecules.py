@@ -21,12 +21,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latent.config import SplitConfig, stable_hash
-from latent.data.sources.base import Plan, Rows, Source, matching_files, register_source
+from latent.data.sources.base import (
+    RAW_FILE,
+    Plan,
+    Rows,
+    Source,
+    class_codes,
+    matching_files,
+    register_source,
+    write_raw_table,
+)
 from latent.errors import DataError
 from latent.workspace import atomic_write_text
 
-RAW_FILE = "raw.parquet"
-RAW_ROW_GROUP = 256
 BUILTIN = Path(__file__).parent.parent / "molecules.smi"  # package data of latent.data
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".smi")
 RESERVED = ("id", "split", "label", "x", "smiles")
@@ -160,14 +167,7 @@ class MoleculeSource(Source):
                 raise DataError(f"{problem} (set dataset.molecules.on_bad_file: skip to leave it out)")
             canonical.append(c)
             problems.append(problem)
-        classes: list[str] = []
-        present = [v for v in labels if v is not None]
-        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-            codes = labels
-        else:
-            classes = sorted({str(v) for v in present})
-            index = {c: i for i, c in enumerate(classes)}
-            codes = [index[str(v)] if v is not None else None for v in labels]
+        codes, classes = class_codes(labels)
         table = pa.table(
             {
                 "id": pa.array(ids, pa.string()),
@@ -177,10 +177,7 @@ class MoleculeSource(Source):
                 **{p: pa.array(v, pa.float64()) for p, v in props.items()},
             }
         )
-        pq.write_table(table, raw_dir / RAW_FILE, row_group_size=RAW_ROW_GROUP, compression="zstd")
-        groups = list(range(pq.ParquetFile(raw_dir / RAW_FILE).metadata.num_row_groups))
-        per = max(1, round(shard_rows / RAW_ROW_GROUP))
-        partitions = [groups[i : i + per] for i in range(0, len(groups), per)]
+        partitions = write_raw_table(table, raw_dir, shard_rows)
         info = {"representation": opts.representation, "radius": opts.radius, "bits": opts.bits}
         width = opts.bits if opts.representation == "fingerprint" else 0  # SELFIES: fitted at preprocessing
         return Plan(partitions, (0, 1, width), 1.0, len(ids), {"raw": RAW_FILE, "classes": classes, "molecules": info})

@@ -22,7 +22,16 @@ import pyarrow.parquet as pq
 
 from latent.config import SplitConfig, stable_hash
 from latent.data.dataset import split_of
-from latent.data.sources.base import RAW_FILE, RAW_ROW_GROUP, Plan, Rows, Source, matching_files, register_source
+from latent.data.sources.base import (
+    RAW_FILE,
+    Plan,
+    Rows,
+    Source,
+    class_codes,
+    matching_files,
+    register_source,
+    write_raw_table,
+)
 from latent.errors import DataError
 from latent.workspace import atomic_write_text
 
@@ -592,14 +601,7 @@ class TextSource(Source):
                 raise DataError(f"{problem} (set dataset.text.on_bad_file: skip to leave it out)")
             decoded.append(text)
             problems.append(problem)
-        classes: list[str] = []
-        present = [v for v in labels if v is not None]
-        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-            codes = labels
-        else:
-            classes = sorted({str(v) for v in present})
-            index = {c: i for i, c in enumerate(classes)}
-            codes = [index[str(v)] if v is not None else None for v in labels]
+        codes, classes = class_codes(labels)
         table = pa.table(
             {
                 "id": pa.array(ids, pa.string()),
@@ -608,10 +610,7 @@ class TextSource(Source):
                 "problem": pa.array(problems, pa.string()),
             }
         )
-        pq.write_table(table, raw_dir / RAW_FILE, row_group_size=RAW_ROW_GROUP, compression="zstd")
-        groups = list(range(pq.ParquetFile(raw_dir / RAW_FILE).metadata.num_row_groups))
-        per = max(1, round(shard_rows / RAW_ROW_GROUP))
-        partitions = [groups[i : i + per] for i in range(0, len(groups), per)]
+        partitions = write_raw_table(table, raw_dir, shard_rows)
         # the vocabulary (and so the width) is fitted at preprocessing, on the train split
         return Plan(partitions, (0, 1, 0), 1.0, len(ids), {"raw": RAW_FILE, "classes": classes})
 
