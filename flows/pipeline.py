@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from latent.flows.summary import publish_run_summary
 from latent.tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
 from prefect import flow
 from prefect.runtime import flow_run
@@ -30,6 +31,7 @@ from latent.tracking import (
 from latent.workspace import Workspace, sweep_workspace
 
 STAGES = ("ingest", "preprocess", "train", "encode", "report")
+Stage = Literal["ingest", "preprocess", "train", "encode", "report"]
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -45,21 +47,22 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 @flow(name="latent-pipeline", validate_parameters=False)
 def pipeline_flow(
-    config: dict[str, Any] | None = None,
-    stages: list[str] | None = None,
+    config: Config | None = None,
+    stages: list[Stage] | None = None,
     model_uri: str | None = None,
     table_path: str | None = None,
     force: bool = False,
     config_file: str | None = None,
     overrides: list[str] | None = None,
-    resume: str = "auto",
+    resume: Literal["auto", "require", "never"] = "auto",
 ) -> dict[str, Any]:
-    """Run the given stages (default: all) for a resolved config; returns paths, URIs and timings.
+    """Run the given stages (default: all) for a config; returns paths, URIs and timings.
 
-    The config is either given resolved (`config`, as the CLI and `latent serve` do) or read when the run starts
-    from `config_file` and `overrides` (as `prefect deploy` deployments do; neither: the built-in defaults).
+    Deployments name the config (`config_file`, a file or preset, and `overrides`, `--set` style), read when each
+    run starts; neither: the built-in defaults. The CLI passes the config it resolved (`config`) instead.
     A stage whose inputs are unchanged reuses its earlier output; force recomputes every stage that runs.
     resume: "auto" continues an interrupted training from its last checkpoint; "require" fails if there is none.
+    The typed parameters give the Prefect UI a form; each run publishes its summary as a Markdown artifact.
     """
     cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
     wanted = list(stages or STAGES)
@@ -158,7 +161,7 @@ def pipeline_flow(
         run.end_tags[tag("reused_stages")] = ",".join(k for k, v in results.items() if v.get("reused"))
         if dataset_path:
             run.end_tags[tag("dataset_version")] = Path(dataset_path).name
-    return {
+    result = {
         "pipeline_run_id": parent,
         "flow_run_id": flow_run_id,
         "tracking_uri": base.uri,
@@ -169,3 +172,5 @@ def pipeline_flow(
         "work_seconds": work,
         "total_seconds": total,
     }
+    publish_run_summary(result, cfg.dataset.name, cfg.model.name)
+    return result

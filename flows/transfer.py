@@ -18,11 +18,16 @@ from latent.workspace import Workspace
 
 @flow(name="latent-transfer", validate_parameters=False)
 def transfer_flow(
-    config: dict[str, Any] | None = None,
+    config: Config | None = None,
     force: bool = False,
     config_file: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
+    """Frozen, adapted and scratch latent spaces on the target domain; returns the tables, metrics and report.
+
+    Deployments name the config (`config_file` and `overrides`), read when each run starts; the CLI passes the
+    config it resolved (`config`). force retrains the adapted and scratch models.
+    """
     cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
     started = time.perf_counter()
     workspace = Workspace.at(cfg.workspace)
