@@ -56,13 +56,18 @@ def pipeline_flow(
     overrides: list[str] | None = None,
     resume: Literal["auto", "require", "never"] = "auto",
 ) -> dict[str, Any]:
-    """Run the given stages (default: all) for a config; returns paths, URIs and timings.
+    """Run the given stages (default: all) for a config; returns paths, URIs and timings. Each run publishes its
+    summary as a Markdown artifact (`latent-run-<dataset>`).
 
-    Deployments name the config (`config_file`, a file or preset, and `overrides`, `--set` style), read when each
-    run starts; neither: the built-in defaults. The CLI passes the config it resolved (`config`) instead.
-    A stage whose inputs are unchanged reuses its earlier output; force recomputes every stage that runs.
-    resume: "auto" continues an interrupted training from its last checkpoint; "require" fails if there is none.
-    The typed parameters give the Prefect UI a form; each run publishes its summary as a Markdown artifact.
+    Args:
+        config: A resolved config, as the command line passes it; deployments leave it empty.
+        stages: The stages to run, in pipeline order; empty: all five.
+        model_uri: The model to encode with when `train` does not run (e.g. models:/digits-vae_mlp@champion).
+        table_path: The latent table to report on when `encode` does not run.
+        force: Recompute every stage that runs, even if its inputs are unchanged.
+        config_file: A config file or preset name, read when the run starts; empty: the built-in defaults.
+        overrides: `--set` style overrides applied to it, e.g. train.epochs=50.
+        resume: auto continues an interrupted training from its last checkpoint; require fails if there is none.
     """
     cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
     wanted = list(stages or STAGES)

@@ -25,8 +25,11 @@ def transfer_flow(
 ) -> dict[str, Any]:
     """Frozen, adapted and scratch latent spaces on the target domain; returns the tables, metrics and report.
 
-    Deployments name the config (`config_file` and `overrides`), read when each run starts; the CLI passes the
-    config it resolved (`config`). force retrains the adapted and scratch models.
+    Args:
+        config: A resolved config, as the command line passes it; deployments leave it empty.
+        force: Retrain the adapted and scratch models even if their inputs are unchanged.
+        config_file: A config file or preset name, read when the run starts; empty: the built-in defaults.
+        overrides: `--set` style overrides applied to it, e.g. transfer.adapt_epochs=5.
     """
     cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
     started = time.perf_counter()

@@ -152,7 +152,7 @@ def server_env(prefect_harness, tmp_path) -> dict[str, str]:
     return {**env, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "LATENT_HOME": str(tmp_path)}
 
 
-@pytest.mark.integration
+@pytest.mark.e2e  # `prefect deploy` and `latent serve` as processes
 def test_prefect_deploy_and_latent_serve_register_the_same_deployments(server_env, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
@@ -207,6 +207,7 @@ def test_prefect_deploy_and_latent_serve_register_the_same_deployments(server_en
     assert nightly["schedules"] == [("0 2 * * *", "UTC", True)]
     assert nightly["parameters"] == {"config_file": "default", "overrides": []}
     assert (nightly["concurrency_limit"], nightly["collision_strategy"]) == (1, "ENQUEUE")
+    assert nightly["enforce_parameter_schema"] is True  # a run's parameters are checked against the typed schema
 
 
 # ---- concurrency: a run that comes due while the previous one runs waits --------------------------------------
@@ -216,6 +217,7 @@ def test_prefect_deploy_and_latent_serve_register_the_same_deployments(server_en
 def test_a_second_run_of_a_deployment_waits_while_the_first_runs(prefect_harness):
     from latent.flows.deployments import build_deployments
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
     from prefect.states import Completed, Pending, Running
 
     nightly = next(d for d in build_deployments(SPEC) if d.name == "nightly")
@@ -233,5 +235,7 @@ def test_a_second_run_of_a_deployment_waits_while_the_first_runs(prefect_harness
             assert client.set_flow_run_state(second.id, Pending()).state.name == "AwaitingConcurrencySlot"
             assert client.set_flow_run_state(first.id, Completed()).state.is_completed()
             assert client.set_flow_run_state(second.id, Pending()).state.is_pending()  # now it may start
+            with pytest.raises(PrefectHTTPStatusError, match="409"):  # the typed schema refuses a bad stage
+                client.create_flow_run_from_deployment(deployment_id, parameters={"stages": ["trian"]})
         finally:
             client.delete_deployment(deployment_id)
