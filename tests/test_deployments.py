@@ -156,6 +156,7 @@ def server_env(prefect_harness, tmp_path) -> dict[str, str]:
 def test_prefect_deploy_and_latent_serve_register_the_same_deployments(server_env, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.exceptions import ObjectAlreadyExists
 
     with get_client(sync_client=True) as client:
@@ -191,6 +192,18 @@ def test_prefect_deploy_and_latent_serve_register_the_same_deployments(server_en
                 assert serve.poll() is None, serve.stdout.read()[-3000:]
                 time.sleep(2)
                 served = _registered(client)
+            # two runs of the nightly deployment come due together (a short one: ingest only): `latent serve` runs
+            # them one after the other
+            nightly = next(d.id for d in client.read_deployments() if d.name == "nightly")
+            params = {"stages": ["ingest"], "overrides": [f"workspace={tmp_path / 'ws'}"]}
+            runs = [client.create_flow_run_from_deployment(nightly, parameters=params) for _ in range(2)]
+            while time.time() < deadline + 300 and not all(client.read_flow_run(r.id).state.is_final() for r in runs):
+                assert serve.poll() is None, serve.stdout.read()[-3000:]
+                time.sleep(2)
+            runs = sorted((client.read_flow_run(r.id) for r in runs), key=lambda r: r.start_time)
+            histories = [[s.name for s in client.read_flow_run_states(r.id)] for r in runs]
+            only_second = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[runs[1].id]))
+            summaries = [a.data for a in client.read_artifacts(artifact_filter=only_second) if a.type == "markdown"]
         finally:
             os.killpg(serve.pid, signal.SIGTERM)
             serve.wait(timeout=60)
@@ -208,6 +221,10 @@ def test_prefect_deploy_and_latent_serve_register_the_same_deployments(server_en
     assert nightly["parameters"] == {"config_file": "default", "overrides": []}
     assert (nightly["concurrency_limit"], nightly["collision_strategy"]) == (1, "ENQUEUE")
     assert nightly["enforce_parameter_schema"] is True  # a run's parameters are checked against the typed schema
+    assert [r.state.name for r in runs] == ["Completed", "Completed"], histories
+    assert runs[1].start_time >= runs[0].end_time  # never at once
+    assert "AwaitingConcurrencySlot" in histories[1] and "AwaitingConcurrencySlot" not in histories[0]
+    assert len(summaries) == 1 and "| ingest | reused |" in summaries[0]  # the scheduled run's summary in the UI
 
 
 # ---- concurrency: a run that comes due while the previous one runs waits --------------------------------------
