@@ -110,9 +110,12 @@ def load_deployment_spec(path: str | Path, check_configs: bool = True) -> Deploy
     if not file.is_file():
         raise ConfigError(f"{path}: deployment spec not found (a prefect.yaml with a `deployments:` section)")
     try:
-        spec = DeploymentsFile.model_validate(yaml.safe_load(file.read_text()) or {})
+        tree = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({one_line(exc)})") from None
+    _refuse_old_format(path, tree)
+    try:
+        spec = DeploymentsFile.model_validate(tree)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
@@ -124,3 +127,18 @@ def load_deployment_spec(path: str | Path, check_configs: bool = True) -> Deploy
         for d in spec.deployments:
             load_config(d.parameters.config_file, d.parameters.overrides)
     return spec
+
+
+def _refuse_old_format(path: str | Path, tree: Any) -> None:
+    """The schedules file `latent serve` read before (`cron`, `config`, `set`, `flow` on each entry) says how to
+    write it now, rather than which key is missing."""
+    entries = tree.get("deployments") if isinstance(tree, dict) else None
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
+        old = [k for k in ("cron", "config", "set", "flow") if isinstance(entry, dict) and k in entry]
+        if old:
+            raise ConfigError(
+                f"{path}: deployments.{i}: {', '.join(old)} belong to the old schedules format; write "
+                "`entrypoint: latent.flows.pipeline:pipeline_flow`, `schedules: [{cron: ..., timezone: ...}]`, "
+                "`parameters: {config_file: ..., overrides: [...]}` and `concurrency_limit: {limit: 1}` "
+                "(docs: Schedules, servers and clusters)"
+            )

@@ -61,6 +61,11 @@ GOOD = """deployments:
         ("pipeline:pipeline_flow", "pipeline:other_flow", "deployments.0.entrypoint"),
         ("    schedules", "    parameters: {stages: [trian]}\n    schedules", "deployments.0.parameters.stages.0"),
         ("    schedules", "    parameters: {overrides: ['train.epochs=zero']}\n    schedules", "train.epochs"),
+        (
+            "    schedules",
+            "    cron: '0 2 * * *'\n    schedules",
+            "deployments.0: cron belong to the old schedules format",
+        ),
     ],
 )
 def test_a_bad_spec_is_refused_naming_the_key(tmp_path, old, new, fragment):
