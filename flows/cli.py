@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from latent.flows.servers import schedules_file, schedules_prefect_server, use_prefect_server
+from latent.flows.servers import spec_file, spec_prefect_server, use_prefect_server
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
@@ -774,27 +774,35 @@ def probe(
 
 @command()
 def serve(
-    schedules: Annotated[
+    spec: Annotated[
         Path | None,
         typer.Option(
-            help="Deployments and their cron schedules: a file, or `schedules` for the shipped one; "
-            "default: conf/schedules.yaml if present, else the shipped one."
+            "--spec",
+            help="The deployment spec: a prefect.yaml (its `deployments:` section); default: ./prefect.yaml, the "
+            "file `prefect deploy` reads.",
         ),
     ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Serve the pipeline as Prefect deployments on the schedules in conf/schedules.yaml (until Ctrl+C or SIGTERM)."""
+    """Serve the deployments of prefect.yaml on their schedules from this process (until Ctrl+C or SIGTERM)."""
     os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO"  # a long-running server should say what it runs
-    schedules = schedules_file(schedules)
+    spec = spec_file(spec)
     try:
-        from latent.config import load_schedules
+        from latent.deployment_spec import load_deployment_spec
 
-        use_prefect_server(schedules_prefect_server(schedules))
+        deployments = load_deployment_spec(spec).deployments  # every config checked now, read again at each run
+        use_prefect_server(spec_prefect_server(spec))
         from latent.flows.deployments import serve as serve_deployments
 
-        for d in load_schedules(schedules).deployments:
-            out.print(f"deployment latent-{d.flow}/{d.name}: cron '{d.cron}' ({d.timezone})", highlight=False)
-        serve_deployments(schedules)  # Prefect's runner stops its flow runs on SIGTERM and returns
+        for d in deployments:
+            crons = ", ".join(f"'{s.cron}' ({s.timezone})" for s in d.schedules)
+            limit = d.concurrency_limit
+            out.print(
+                f"deployment {d.flow_name}/{d.name}: cron {crons}, at most {limit.limit} at once "
+                f"({limit.collision_strategy.lower()})",
+                highlight=False,
+            )
+        serve_deployments(spec)  # Prefect's runner stops its flow runs on SIGTERM and returns
     finally:
         _stop_children()
 

@@ -1,4 +1,5 @@
-"""Deployments: the pipeline and transfer flows on the cron schedules of conf/schedules.yaml, for `latent serve`."""
+"""Deployments for `latent serve`, built from the one deployment spec (prefect.yaml's `deployments:`) with the same
+names, schedules, parameters, concurrency limits and tags that `prefect deploy --all` registers from it."""
 
 from __future__ import annotations
 
@@ -7,36 +8,38 @@ from typing import Any
 
 from latent.flows.pipeline import pipeline_flow
 from latent.flows.transfer import transfer_flow
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
-from latent.config import load_config, load_schedules
+from latent.deployment_spec import PIPELINE_ENTRYPOINT, load_deployment_spec
 
 
-def build_deployments(schedules_path: str | Path) -> list[Any]:
-    """One Prefect deployment per entry, with its schedule and its resolved config as parameters."""
+def build_deployments(spec_path: str | Path) -> list[Any]:
+    """One Prefect deployment per entry of the spec; its parameters name the config file and overrides, which the
+    flow reads when each run starts."""
     deployments = []
-    for spec in load_schedules(schedules_path).deployments:
-        cfg = load_config(spec.config, spec.set)
-        parameters: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "force": spec.force}
-        if spec.flow == "pipeline":
-            flow, parameters["stages"] = pipeline_flow, spec.stages
-        else:
-            flow = transfer_flow
+    for spec in load_deployment_spec(spec_path).deployments:
+        flow = pipeline_flow if spec.entrypoint == PIPELINE_ENTRYPOINT else transfer_flow
         deployments.append(
             flow.to_deployment(
                 name=spec.name,
-                schedule=Cron(spec.cron, timezone=spec.timezone),
-                parameters=parameters,
-                paused=spec.paused,
+                schedules=[Cron(s.cron, timezone=s.timezone, active=s.active) for s in spec.schedules],
+                parameters=spec.flow_parameters(),
+                concurrency_limit=ConcurrencyLimitConfig(
+                    limit=spec.concurrency_limit.limit,
+                    collision_strategy=ConcurrencyLimitStrategy(spec.concurrency_limit.collision_strategy),
+                ),
                 description=spec.description,
-                tags=["latent"],
+                tags=spec.tags,
+                paused=spec.paused,
+                version=spec.version,
             )
         )
     return deployments
 
 
-def serve(schedules_path: str | Path) -> None:
+def serve(spec_path: str | Path) -> None:
     """Register the deployments and run their scheduled flow runs in this process until interrupted."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*build_deployments(schedules_path), print_starting_message=True)
+    prefect_serve(*build_deployments(spec_path), print_starting_message=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from latent.flows.summary import publish_run_summary
 from latent.tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
 from prefect import flow
 from prefect.runtime import flow_run
@@ -30,6 +31,7 @@ from latent.tracking import (
 from latent.workspace import Workspace, sweep_workspace
 
 STAGES = ("ingest", "preprocess", "train", "encode", "report")
+Stage = Literal["ingest", "preprocess", "train", "encode", "report"]
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -45,21 +47,27 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 @flow(name="latent-pipeline", validate_parameters=False)
 def pipeline_flow(
-    config: dict[str, Any] | None = None,
-    stages: list[str] | None = None,
+    config: Config | None = None,
+    stages: list[Stage] | None = None,
     model_uri: str | None = None,
     table_path: str | None = None,
     force: bool = False,
     config_file: str | None = None,
     overrides: list[str] | None = None,
-    resume: str = "auto",
+    resume: Literal["auto", "require", "never"] = "auto",
 ) -> dict[str, Any]:
-    """Run the given stages (default: all) for a resolved config; returns paths, URIs and timings.
+    """Run the given stages (default: all) for a config; returns paths, URIs and timings. Each run publishes its
+    summary as a Markdown artifact (`latent-run-<dataset>`).
 
-    The config is either given resolved (`config`, as the CLI and `latent serve` do) or read when the run starts
-    from `config_file` and `overrides` (as `prefect deploy` deployments do; neither: the built-in defaults).
-    A stage whose inputs are unchanged reuses its earlier output; force recomputes every stage that runs.
-    resume: "auto" continues an interrupted training from its last checkpoint; "require" fails if there is none.
+    Args:
+        config: A resolved config, as the command line passes it; deployments leave it empty.
+        stages: The stages to run, in pipeline order; empty: all five.
+        model_uri: The model to encode with when `train` does not run (e.g. models:/digits-vae_mlp@champion).
+        table_path: The latent table to report on when `encode` does not run.
+        force: Recompute every stage that runs, even if its inputs are unchanged.
+        config_file: A config file or preset name, read when the run starts; empty: the built-in defaults.
+        overrides: `--set` style overrides applied to it, e.g. train.epochs=50.
+        resume: auto continues an interrupted training from its last checkpoint; require fails if there is none.
     """
     cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
     wanted = list(stages or STAGES)
@@ -158,7 +166,7 @@ def pipeline_flow(
         run.end_tags[tag("reused_stages")] = ",".join(k for k, v in results.items() if v.get("reused"))
         if dataset_path:
             run.end_tags[tag("dataset_version")] = Path(dataset_path).name
-    return {
+    result = {
         "pipeline_run_id": parent,
         "flow_run_id": flow_run_id,
         "tracking_uri": base.uri,
@@ -169,3 +177,5 @@ def pipeline_flow(
         "work_seconds": work,
         "total_seconds": total,
     }
+    publish_run_summary(result, cfg.dataset.name, cfg.model.name)
+    return result

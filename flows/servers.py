@@ -8,8 +8,7 @@ from pathlib import Path
 
 from latent.errors import LatentError
 
-SHIPPED_SCHEDULES = Path("schedules")  # the preset name load_schedules resolves to the shipped file
-LOCAL_SCHEDULES = Path("conf/schedules.yaml")
+DEFAULT_SPEC = Path("prefect.yaml")  # the one deployment spec, as `prefect deploy` finds it
 
 
 def use_prefect_server(api_url: str | None) -> None:
@@ -18,21 +17,22 @@ def use_prefect_server(api_url: str | None) -> None:
         os.environ["PREFECT_API_URL"] = api_url
 
 
-def schedules_file(schedules: Path | None) -> Path:
-    """The schedules `latent serve` runs: the given file or preset, else conf/schedules.yaml if present, else the
-    shipped one."""
-    if schedules is not None:
-        return schedules
-    return LOCAL_SCHEDULES if LOCAL_SCHEDULES.is_file() else SHIPPED_SCHEDULES
+def spec_file(spec: Path | None) -> Path:
+    """The deployment spec `latent serve` runs: the given file, else prefect.yaml in the working directory (where
+    `prefect deploy` finds it too)."""
+    return spec if spec is not None else DEFAULT_SPEC
 
 
-def schedules_prefect_server(schedules: Path) -> str | None:
-    """The one Prefect server the deployments of a schedules file name (None: none names one); a LatentError when
-    they name different servers, since one process serves them all."""
-    from latent.config import load_config, load_schedules
+def spec_prefect_server(spec: Path) -> str | None:
+    """The one Prefect server the deployments of a spec name in their configs (None: none names one); a
+    LatentError when they name different servers, since one process serves them all."""
+    from latent.config import load_config
+    from latent.deployment_spec import load_deployment_spec
 
-    specs = load_schedules(schedules)
-    api_urls = {load_config(d.config, d.set).orchestration.prefect_api_url for d in specs.deployments} - {None}
+    deployments = load_deployment_spec(spec, check_configs=False).deployments
+    api_urls = {
+        load_config(d.parameters.config_file, d.parameters.overrides).orchestration.prefect_api_url for d in deployments
+    } - {None}
     if len(api_urls) > 1:
-        raise LatentError(f"{schedules}: deployments name different Prefect servers ({sorted(api_urls)})")
+        raise LatentError(f"{spec}: deployments name different Prefect servers ({sorted(api_urls)})")
     return next(iter(api_urls), None)

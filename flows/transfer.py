@@ -18,11 +18,19 @@ from latent.workspace import Workspace
 
 @flow(name="latent-transfer", validate_parameters=False)
 def transfer_flow(
-    config: dict[str, Any] | None = None,
+    config: Config | None = None,
     force: bool = False,
     config_file: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
+    """Frozen, adapted and scratch latent spaces on the target domain; returns the tables, metrics and report.
+
+    Args:
+        config: A resolved config, as the command line passes it; deployments leave it empty.
+        force: Retrain the adapted and scratch models even if their inputs are unchanged.
+        config_file: A config file or preset name, read when the run starts; empty: the built-in defaults.
+        overrides: `--set` style overrides applied to it, e.g. transfer.adapt_epochs=5.
+    """
     cfg = Config.model_validate(config) if config is not None else load_config(config_file, overrides or [])
     started = time.perf_counter()
     workspace = Workspace.at(cfg.workspace)

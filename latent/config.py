@@ -22,11 +22,9 @@ from pydantic import (
 from latent.config_files import (  # DEFAULT_CONFIG_PATH and parse_override stay importable from here
     DEFAULT_CONFIG_PATH,  # noqa: F401
     DEFAULT_WORKSPACE,
-    find_config,
     parse_override,  # noqa: F401
     read_config_tree,
 )
-from latent.config_files import one_line as _one_line
 from latent.errors import ConfigError
 
 
@@ -420,65 +418,3 @@ def _allowed_keys(section: tuple[str, ...]) -> list[str]:
             return []
         model = annotation
     return list(model.model_fields)
-
-
-# ---- schedules: deployments that `latent serve` registers ----------------------------------------------------
-
-
-class DeploymentConfig(StrictModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    flow: Literal["pipeline", "transfer"] = "pipeline"
-    cron: str
-    timezone: str = "UTC"
-    config: str | None = None  # pipeline config file, relative to the working directory; None: built-in defaults
-    set: list[str] = Field(default_factory=list)  # --set overrides applied to it
-    stages: list[Literal["ingest", "preprocess", "train", "encode", "report"]] = Field(
-        default_factory=lambda: ["ingest", "preprocess", "train", "encode", "report"], min_length=1
-    )
-    force: bool = False
-    paused: bool = False
-    description: str | None = None
-
-    @field_validator("cron")
-    @classmethod
-    def _five_fields(cls, cron: str) -> str:
-        if len(cron.split()) != 5:
-            raise ValueError(f"expected a 5-field cron expression like '0 2 * * *', got {cron!r}")
-        return cron
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, tz: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {tz!r}") from None
-        return tz
-
-
-class SchedulesConfig(StrictModel):
-    deployments: list[DeploymentConfig] = Field(min_length=1)
-
-
-def load_schedules(path: str | Path) -> SchedulesConfig:
-    """Read and validate a schedules file; each deployment's pipeline config is validated too."""
-    file = find_config(path)
-    if not file.is_file():
-        raise ConfigError(f"{path}: schedules file not found")
-    try:
-        tree = yaml.safe_load(file.read_text()) or {}
-        schedules = SchedulesConfig.model_validate(tree)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({_one_line(exc)})") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {key}: {err['msg'].removeprefix('Value error, ')}") from None
-    names = [d.name for d in schedules.deployments]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{path}: deployment names must be unique, got {names}")
-    for deployment in schedules.deployments:
-        load_config(deployment.config, deployment.set)
-    return schedules

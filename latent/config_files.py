@@ -77,8 +77,8 @@ def workspace_setting(path: str | Path | None, overrides: list[str] | tuple[str,
 
 
 def find_config(name_or_path: str | Path) -> Path:
-    """A config or schedules file: an existing path as given, else a bare name (`digits-conv`, `default.yaml`,
-    `schedules`) is the preset of that name shipped with the package; anything else is returned as given."""
+    """A config file: an existing path as given, else a bare name (`digits-conv`, `default.yaml`) is the preset of
+    that name shipped with the package; anything else is returned as given."""
     path = Path(name_or_path)
     if path.is_file() or path.parent != Path("."):
         return path

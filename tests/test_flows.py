@@ -60,37 +60,24 @@ def test_a_stage_without_its_inputs_fails_with_the_step_to_take(prefect_harness,
     assert "run `latent preprocess` first" in runs[0].data.tags["latent.error"]
 
 
-def test_the_shipped_schedules_build_pipeline_and_transfer_deployments():
-    from latent.flows.deployments import build_deployments
+def test_the_run_publishes_its_summary_as_a_markdown_artifact(flow_result):
+    from uuid import UUID
 
-    from tests.helpers import ROOT
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    deployments = {d.name: d for d in build_deployments(ROOT / "conf" / "schedules.yaml")}
-    assert {d.flow_name for d in deployments.values()} == {"latent-pipeline", "latent-transfer"}
-    nightly = deployments["nightly"]
-    assert nightly.schedules[0].schedule.cron == "0 2 * * *"
-    assert nightly.parameters["config"]["train"]["epochs"] == 100 and nightly.parameters["force"] is False
-    assert deployments["weekly-retrain"].parameters["force"] is True
+    from latent.run_summary import artifact_key
 
-
-@pytest.mark.parametrize(
-    ("entry", "fragment"),
-    [
-        ("cron: '0 2 * *'", "expected a 5-field cron expression"),
-        ("cron: '0 2 * * *'\n    timezone: Mars/Olympus", "unknown time zone"),
-        ("cron: '0 2 * * *'\n    flow: nope", "deployments.0.flow"),
-        ("cron: '0 2 * * *'\n    set: ['train.epochs=zero']", "train.epochs: input should be a valid integer"),
-    ],
-)
-def test_bad_schedules_are_refused_by_key(tmp_path, entry, fragment):
-    from latent.config import load_schedules
-    from latent.errors import ConfigError
-
-    path = tmp_path / "schedules.yaml"
-    path.write_text(f"deployments:\n  - name: x\n    {entry}\n")
-    with pytest.raises(ConfigError) as err:
-        load_schedules(path)
-    assert fragment in str(err.value)
+    cfg, result = flow_result
+    only_this_run = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(result["flow_run_id"])]))
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=only_this_run)
+    (summary,) = [a for a in artifacts if a.key == artifact_key(cfg.dataset.name)]
+    assert summary.type == "markdown"
+    assert f"`{result['pipeline_run_id']}`" in summary.data  # the MLflow parent run
+    assert f"`{result['stages']['encode']['table_path']}`" in summary.data
+    assert f"`{result['stages']['report']['html_path']}`" in summary.data
+    assert "| train | ran |" in summary.data
 
 
 def test_encode_by_registered_name_reuses_the_table_of_the_same_model(flow_result):

@@ -67,7 +67,9 @@ def test_wheel_installs_no_generic_top_level_modules(installed):
     top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"latent"}
     assert "latent/flows/cli.py" in names and "latent/tasks/stages.py" in names
-    assert {"latent/conf/default.yaml", "latent/conf/digits-conv.yaml", "latent/conf/schedules.yaml"} <= set(names)
+    assert {"latent/conf/default.yaml", "latent/conf/digits-conv.yaml", "latent/conf/transfer-digits.yaml"} <= set(
+        names
+    )
     assert {"latent/templates/report.html.j2", "latent/templates/latent_map.js"} <= set(names)
     assert "latent/analysis/metrics/mig.py" in names and "latent/explore/grids.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -93,7 +95,7 @@ def test_installed_package_runs_from_another_directory(installed):
     assert proc.returncode == 0 and "neighbors" in proc.stdout and "--install-completion" in proc.stdout
 
 
-def test_installed_presets_and_schedules_are_usable_by_name(installed):
+def test_installed_presets_and_the_deployment_spec_are_usable_by_name(installed):
     latent = str(installed["venv"] / "bin" / "latent")
     workspace = installed["cwd"] / "ws"
     proc = run_in(installed, latent, "tables", "--config", "digits-conv", "--set", f"workspace={workspace}")
@@ -109,9 +111,9 @@ def test_installed_presets_and_schedules_are_usable_by_name(installed):
     proc = run_in(installed, python, "-c", script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["vae_conv", "./workspace"]  # the preset, through `extends: default.yaml`
-    script = (
-        "from latent.config import load_schedules; print([d.name for d in load_schedules('schedules').deployments])"
-    )
+    (installed["cwd"] / "prefect.yaml").write_text((ROOT / "prefect.yaml").read_text())  # names presets only
+    script = "from latent.deployment_spec import load_deployment_spec as s; print([d.name for d in s('prefect.yaml')."
+    script += "deployments])"
     proc = run_in(installed, python, "-c", script)
     assert proc.returncode == 0, proc.stderr
     assert "nightly" in proc.stdout and "weekly-transfer" in proc.stdout

@@ -1,4 +1,4 @@
-"""What `latent serve` and `latent ui` decide before starting anything: the Prefect server of a schedules file
+"""What `latent serve` and `latent ui` decide before starting anything: the Prefect server of a deployment spec
 (flows/servers.py) and the `mlflow server` invocation on the workspace's store (latent.tracking.mlflow_ui)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from latent.flows.servers import schedules_file, schedules_prefect_server, use_prefect_server
+from latent.flows.servers import spec_file, spec_prefect_server, use_prefect_server
 
 from latent.config import TrackingConfig
 from latent.errors import LatentError
@@ -21,30 +21,34 @@ pytestmark = pytest.mark.integration
 def _schedules(tmp_path: Path, *urls: str | None) -> Path:
     lines = ["deployments:"]
     for i, url in enumerate(urls):
-        lines += [f"  - name: d{i}", '    cron: "0 2 * * *"']
+        lines += [
+            f"  - name: d{i}",
+            "    entrypoint: latent.flows.pipeline:pipeline_flow",
+            '    schedules: [{cron: "0 2 * * *"}]',
+            "    concurrency_limit: {limit: 1}",
+        ]
         if url:
-            lines.append(f"    set: ['orchestration.prefect_api_url={url}']")
-    path = tmp_path / "schedules.yaml"
+            lines.append(f"    parameters: {{overrides: ['orchestration.prefect_api_url={url}']}}")
+    path = tmp_path / "prefect.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def test_the_one_server_the_deployments_name_is_chosen(tmp_path):
-    assert schedules_prefect_server(_schedules(tmp_path, None, None)) is None
+    assert spec_prefect_server(_schedules(tmp_path, None, None)) is None
     url = "http://127.0.0.1:4200/api"
-    assert schedules_prefect_server(_schedules(tmp_path, url, None, url)) == url
+    assert spec_prefect_server(_schedules(tmp_path, url, None, url)) == url
 
 
 def test_deployments_naming_different_servers_are_an_error(tmp_path):
     path = _schedules(tmp_path, "http://a:4200/api", "http://b:4200/api")
     with pytest.raises(LatentError, match="deployments name different Prefect servers"):
-        schedules_prefect_server(path)
+        spec_prefect_server(path)
 
 
-def test_a_given_schedules_file_wins_and_a_server_url_goes_to_the_environment(tmp_path, monkeypatch):
-    assert schedules_file(tmp_path / "x.yaml") == tmp_path / "x.yaml"
-    monkeypatch.chdir(tmp_path)
-    assert schedules_file(None) == Path("schedules")  # no conf/schedules.yaml here: the shipped one
+def test_a_given_spec_wins_and_a_server_url_goes_to_the_environment(tmp_path, monkeypatch):
+    assert spec_file(tmp_path / "x.yaml") == tmp_path / "x.yaml"
+    assert spec_file(None) == Path("prefect.yaml")  # where `prefect deploy` finds it too
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     use_prefect_server(None)
     assert "PREFECT_API_URL" not in os.environ

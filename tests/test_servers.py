@@ -166,16 +166,18 @@ def test_pipeline_runs_against_prefect_mlflow_and_dask_servers(servers):
 
 
 def test_serve_registers_a_deployment_whose_schedule_produces_runs(servers):
-    schedules = servers["tmp"] / "schedules.yaml"
-    schedules.write_text(
+    spec = servers["tmp"] / "prefect.yaml"
+    spec.write_text(
         "deployments:\n"
         "  - name: every-minute\n"
-        "    cron: '* * * * *'\n"
-        f"    set: ['workspace={servers['tmp'] / 'served'}', 'train.epochs=2',"
-        f" 'orchestration.prefect_api_url={servers['prefect_api']}']\n"
+        "    entrypoint: latent.flows.pipeline:pipeline_flow\n"
+        "    schedules: [{cron: '* * * * *'}]\n"
+        "    concurrency_limit: {limit: 1}\n"
+        f"    parameters: {{overrides: ['workspace={servers['tmp'] / 'served'}', 'train.epochs=2',"
+        f" 'orchestration.prefect_api_url={servers['prefect_api']}']}}\n"
     )
     server = subprocess.Popen(
-        [str(BIN / "latent"), "serve", "--schedules", str(schedules)],
+        [str(BIN / "latent"), "serve", "--spec", str(spec)],
         cwd=ROOT,
         env=servers["env"],
         stdout=subprocess.PIPE,
@@ -205,7 +207,7 @@ def test_serve_registers_a_deployment_whose_schedule_produces_runs(servers):
             )
         assert scheduled, "no scheduled runs appeared"
         assert deployment["schedules"][0]["schedule"]["cron"] == "* * * * *"
-        assert deployment["parameters"]["config"]["train"]["epochs"] == 2
+        assert "train.epochs=2" in deployment["parameters"]["overrides"]  # the config is read when each run starts
         assert all(r["expected_start_time"].split(":")[2].startswith("00") for r in scheduled)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
