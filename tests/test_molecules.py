@@ -43,6 +43,7 @@ def test_validity_uniqueness_and_novelty_count_as_moses_does():
     assert m.uniqueness(generated) == pytest.approx(2 / 3)
     assert m.novelty(generated, ["CCO"]) == pytest.approx(1 / 2)
     assert m.reconstruction_accuracy(["CCO", "CCN"], ["OCC", "CCC"]) == pytest.approx(0.5)
+    assert m.token_accuracy([["[C]", "[C]", "[O]"], ["[C]"]], [["[C]", "[O]"], ["[N]", "[C]"]]) == pytest.approx(1 / 6)
 
 
 @pytest.mark.unit
@@ -139,6 +140,24 @@ def test_the_selfies_vae_decodes_every_prior_sample_to_a_valid_molecule_even_unt
     with torch.no_grad():
         decoded = model.decode(torch.randn(100, 8)).numpy()
     assert m.validity(tokens_to_smiles(decoded, vocabulary)) == 1.0
+    # briefly trained, the decoder reads z: distinct molecules' codes decode greedily to distinct molecules, and
+    # prior samples (tokens drawn at temperature 1) are valid and mostly distinct
+    (optimizer,) = model.configure_optimizers(0.01, 0.0)
+    model.control.free_bits = 1.0  # as train.free_bits: z keeps a few nats however short the training
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small GRU steps: on a loaded machine two threads are ~50x slower than one
+    try:
+        model.train()
+        for _ in range(30):
+            model.train_step(torch.from_numpy(x), [optimizer], 0.0)
+        model.eval()
+        with torch.no_grad():
+            recon = tokens_to_smiles(model.decode(model.encode(torch.from_numpy(x))[0]).numpy(), vocabulary)
+            sampled = tokens_to_smiles(model.sample_tokens(torch.randn(32, 8), 1.0, seed=0).numpy(), vocabulary)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(set(recon)) > 1
+    assert m.validity(sampled) == 1.0 and m.uniqueness(sampled) > 0.5
 
 
 # ---- end to end through `latent run` -----------------------------------------------------------------------------

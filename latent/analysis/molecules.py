@@ -57,6 +57,17 @@ def reconstruction_accuracy(originals: list[str], decoded: list[str]) -> float:
     return float(np.mean(same))
 
 
+def token_accuracy(originals: list[list[str]], decoded: list[list[str]]) -> float:
+    """Mean over molecules of the fraction of the original's tokens that the decoded sequence has at the same
+    position: partial credit where exact reconstruction is all or nothing."""
+    scores = [
+        float(np.mean([i < len(b) and t == b[i] for i, t in enumerate(a)]))
+        for a, b in zip(originals, decoded, strict=True)
+        if a
+    ]
+    return float(np.mean(scores)) if scores else 0.0
+
+
 def tanimoto_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) Tanimoto similarity of fingerprint rows: Jaccard for 0/1 bits, its continuous form
     Σab / (Σa² + Σb² − Σab) for bit probabilities (a decoded fingerprint); 0 between two empty rows."""
