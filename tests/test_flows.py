@@ -11,9 +11,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def flow_result(prefect_harness, tmp_path_factory):
-    cfg = small_config(tmp_path_factory.mktemp("flow") / "ws")
-    return cfg, pipeline_flow(cfg.model_dump(mode="json"))
+def flow_result(flow_run):
+    return flow_run  # the session's small pipeline flow run (tests/conftest.py), shared with tests/test_transfer.py
 
 
 def test_flow_run_completes_in_prefect(flow_result):

@@ -6,7 +6,6 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from latent.flows.pipeline import pipeline_flow
 from latent.flows.transfer import transfer_flow
 
 from latent.config import ShiftConfig
@@ -14,7 +13,6 @@ from latent.data.dataset import write_dataset_table
 from latent.errors import DataError
 from latent.transfer import frechet_distance, make_shifted_dataset, mmd_rbf, probe_accuracy, shift_images
 from latent.workspace import Workspace
-from tests.helpers import small_config
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +52,8 @@ def test_shifts_are_the_documented_transforms():
 
 
 @pytest.fixture(scope="module")
-def transfer_run(prefect_harness, tmp_path_factory):
-    cfg = small_config(
-        tmp_path_factory.mktemp("transfer") / "ws",
-        "transfer.adapt_epochs=2",
-        "transfer.label_budgets=[10, 100]",
-        "transfer.probe_repeats=1",
-    )
-    pipeline_flow(cfg.model_dump(mode="json"))
+def transfer_run(flow_run):
+    cfg, _ = flow_run  # the session's small pipeline flow run (tests/conftest.py), with 2 adaptation epochs
     return cfg, transfer_flow(cfg.model_dump(mode="json"))
 
 
