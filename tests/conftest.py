@@ -111,6 +111,7 @@ def latent_app(monkeypatch: pytest.MonkeyPatch):
     from typer.testing import CliRunner
 
     environ = dict(os.environ)
+    monkeypatch.setenv("COLUMNS", "200")  # a wide console, as tests.helpers.clean_env gives a subprocess
     loggers = ("latent", "py.warnings", "mlflow", "alembic", "distributed", "torch")
     levels = {name: logging.getLogger(name).level for name in loggers}
     yield lambda *args: CliRunner().invoke(app, list(args), catch_exceptions=True)

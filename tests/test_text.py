@@ -53,8 +53,9 @@ def test_latent_run_on_text_reports_topics_against_lda(text_run):
     assert "the" not in vocabulary and "planet" in vocabulary  # stop words out, topic words in
 
 
-def test_analysis_commands_work_on_a_text_table(text_run):
+def test_analysis_commands_work_on_a_text_table(text_run, monkeypatch, latent_app):
     cwd, args = text_run
+    monkeypatch.chdir(cwd)  # in this process: the commands' output, not the process, is what is tested here
     table = next((cwd / "workspace" / "latents").glob("*/*/split=test/*.parquet"))
     ids = pq.read_table(table, columns=["id"]).column("id").to_pylist()[:2]
     for command in (
@@ -64,8 +65,8 @@ def test_analysis_commands_work_on_a_text_table(text_run):
         ["probe", "--budgets", "10,all"],
         ["arithmetic", "--plus", "label = 1", "--minus", "label = 0", "--rows", "2"],
     ):
-        proc = latent_cmd(*command, *args, cwd=cwd)
-        assert proc.returncode == 0, (command, proc.stderr)
+        result = latent_app(*command, *args)
+        assert result.exit_code == 0, (command, result.stdout, result.stderr)
     analysis = next((cwd / "workspace" / "analysis").glob("interpolation-*/analysis.json"))
     assert len(json.loads(analysis.read_text())["decoded_top_words"]) == 4
 
