@@ -249,27 +249,33 @@ def test_analysis_commands_on_a_selfies_table_decode_molecules(selfies_run, late
 
 
 @pytest.mark.e2e
-def test_an_unparsable_smiles_is_one_line_naming_the_row_or_is_quarantined(tmp_path):
+def test_an_unparsable_smiles_is_one_line_naming_the_row_or_is_quarantined(
+    tmp_path, prefect_harness, monkeypatch, latent_app
+):
+    """In this process: the line and the quarantine are the point (tests/test_bad_inputs.py checks that a real
+    process prints nothing else)."""
     _conf(tmp_path)
+    monkeypatch.chdir(tmp_path)
     good = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCC", "c1ccncc1", "CC(C)O", "OCCO", "CCOC", "CCCl"] * 3
     (tmp_path / "mols.smi").write_text("".join(f"{s} m{i}\n" for i, s in enumerate(good)) + "C1CC( broken\n")
     base = ["-c", "conf/molecules-fingerprint.yaml", "--set", "dataset.path=mols.smi"]
-    line = one_line_error(latent_cmd("ingest", *base, cwd=tmp_path))
+    line = app_error_line(latent_app("ingest", *base))
     assert "mols.smi:31: RDKit cannot parse the SMILES 'C1CC('" in line and "on_bad_file: skip" in line
     skip = [*base, "--set", "dataset.molecules.on_bad_file=skip"]
-    assert latent_cmd("ingest", *skip, cwd=tmp_path).returncode == 0
-    proc = latent_cmd("preprocess", *skip, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert latent_app("ingest", *skip).exit_code == 0
+    result = latent_app("preprocess", *skip)
+    assert result.exit_code == 0, result.stderr
     quarantine = pq.read_table(next((tmp_path / "workspace" / "datasets").glob("*/quarantine.parquet")))
     assert quarantine.num_rows == 1 and "C1CC(" in quarantine.column("reason")[0].as_py()
 
 
 @pytest.mark.e2e
-def test_more_bad_smiles_than_the_skip_ceiling_fails(tmp_path):
+def test_more_bad_smiles_than_the_skip_ceiling_fails(tmp_path, prefect_harness, monkeypatch, latent_app):
     _conf(tmp_path)
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "mols.csv").write_text("smiles\n" + "CCO\nXYZ\n" * 10)
     skip = ["-c", "conf/molecules-fingerprint.yaml", "--set", "dataset.path=mols.csv"]
     skip += ["--set", "dataset.molecules.on_bad_file=skip"]
-    assert latent_cmd("ingest", *skip, cwd=tmp_path).returncode == 0
-    line = one_line_error(latent_cmd("preprocess", *skip, cwd=tmp_path))
+    assert latent_app("ingest", *skip).exit_code == 0
+    line = app_error_line(latent_app("preprocess", *skip))
     assert "10 of 20" in line and "max_skipped_fraction" in line

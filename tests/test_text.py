@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from latent.analysis.topics import npmi_coherence, top_word_indices
-from tests.helpers import ROOT, latent_cmd, one_line_error
+from tests.helpers import ROOT, app_error_line, latent_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -76,33 +76,33 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def test_a_document_that_is_not_utf8_is_one_line_or_quarantined(tmp_path):
+def test_a_document_that_is_not_utf8_is_one_line_or_quarantined(tmp_path, prefect_harness, monkeypatch, latent_app):
+    """In this process: the line and the quarantine are the point (tests/test_bad_inputs.py checks that a real
+    process prints nothing else)."""
     (tmp_path / "conf").mkdir()
     for name in ("default.yaml", "text-prodlda.yaml"):
         (tmp_path / "conf" / name).write_text((ROOT / "conf" / name).read_text())
     rows = b"text,label\n" + b"".join(b'"planet orbit rocket star moon %d",1\n' % i for i in range(40))
     rows += b'"caf\xe9 latin-1 text",0\n' + b'"",0\n'
     _write(tmp_path / "docs.csv", rows)
+    monkeypatch.chdir(tmp_path)
     base = ["-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.csv", "--set", "dataset.text.label=label"]
-    line = one_line_error(latent_cmd("ingest", *base, cwd=tmp_path))
+    line = app_error_line(latent_app("ingest", *base))
     assert "docs.csv: row 40: not UTF-8" in line and "on_bad_file: skip" in line
     skip = [*base, "--set", "dataset.text.on_bad_file=skip", "--set", "dataset.text.min_df=1"]
-    assert latent_cmd("ingest", *skip, cwd=tmp_path).returncode == 0
-    proc = latent_cmd(
-        "preprocess", *base, "--set", "dataset.text.on_bad_file=skip", "--set", "dataset.text.min_df=1", cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr
+    assert latent_app("ingest", *skip).exit_code == 0
+    result = latent_app("preprocess", *base, "--set", "dataset.text.on_bad_file=skip", "--set", "dataset.text.min_df=1")
+    assert result.exit_code == 0, result.stderr
     quarantine = pq.read_table(next((tmp_path / "workspace" / "datasets").glob("*/quarantine.parquet")))
     reasons = quarantine.column("reason").to_pylist()
     assert len(reasons) == 2 and any("not UTF-8" in r for r in reasons) and any("empty" in r for r in reasons)
 
 
-def test_a_missing_text_column_names_the_file_and_the_key(tmp_path):
+def test_a_missing_text_column_names_the_file_and_the_key(tmp_path, prefect_harness, monkeypatch, latent_app):
     (tmp_path / "conf").mkdir()
     for name in ("default.yaml", "text-prodlda.yaml"):
         (tmp_path / "conf" / name).write_text((ROOT / "conf" / name).read_text())
     _write(tmp_path / "docs.jsonl", b'{"body": "planet orbit"}\n')
-    line = one_line_error(
-        latent_cmd("ingest", "-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.jsonl", cwd=tmp_path)
-    )
+    monkeypatch.chdir(tmp_path)
+    line = app_error_line(latent_app("ingest", "-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.jsonl"))
     assert "docs.jsonl: line 1 has no field 'text' (dataset.text.column)" in line
