@@ -1,4 +1,8 @@
-"""The `latent` command line: each stage alone, the whole pipeline, and the MLflow UI.
+"""The `latent` command line: each stage alone, the whole pipeline, the analyst commands and the MLflow UI.
+
+Each command parses its options, calls one library or flow function and hands the result to `flows/display.py`,
+which prints it; the `command` decorator frames every command once (quiet environment, `--debug`, one `error:`
+line and its exit code), and `_with_progress` shows a flow's progress bars.
 
 Imports are lazy on purpose: `latent tables`, `query` and `neighbors` load the config, pyarrow and DuckDB and
 nothing else (no torch, MLflow, Prefect or Dask), so they answer in a fraction of a second
@@ -7,7 +11,6 @@ nothing else (no torch, MLflow, Prefect or Dask), so they answer in a fraction o
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -18,16 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from latent.flows.servers import spec_file, spec_prefect_server, use_prefect_server
-from rich.console import Console
-from rich.markup import escape
+from latent.flows import display
+from latent.flows.display import err, out
+from latent.flows.servers import run_server, spec_file, spec_prefect_server, stop_children, use_prefect_server
 from typer.core import TyperGroup
 
-from latent.errors import DataError, LatentError
+from latent.errors import LatentError
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from latent.config import Config
 
 EXIT_BAD_INPUT = 2  # an `error:` line about the config, the data or the command line
@@ -56,11 +57,7 @@ class _OneLineUsageErrors(TyperGroup):
             if type(exc).__name__ == "NoArgsIsHelpError":  # `latent` alone: the help, as before
                 return super().main(args, prog_name, complete_var, standalone_mode=True, **extra)
             message = " ".join(exc.format_message().split())
-            err.print(
-                f"[bold red]error:[/] {escape(message)} (see `{escape(ctx.command_path)} --help`)",
-                highlight=False,
-                soft_wrap=True,
-            )
+            display.error(f"{message} (see `{ctx.command_path} --help`)")
             sys.exit(getattr(exc, "exit_code", EXIT_BAD_INPUT))
         if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into exit code 130
             _interrupted()
@@ -72,7 +69,7 @@ def _interrupted() -> None:
     interpreter's exit handlers: a terminal's Ctrl+C also stopped Prefect's temporary server, and Prefect's
     handlers would wait for it, for minutes. Nothing half-written is visible (every write publishes atomically)."""
     err.print("interrupted (Ctrl+C); nothing half-written was published", highlight=False)
-    _stop_children()
+    stop_children()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EXIT_INTERRUPTED)
@@ -84,8 +81,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="latent: learned latent spaces and analyst-ready latent tables from raw datasets.",
 )
-out = Console()
-err = Console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -122,32 +117,6 @@ DebugOpt = Annotated[bool, typer.Option("--debug", "-d", help="Show full traceba
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Recompute stages even if their inputs are unchanged.")]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="Rows to show in the terminal.")]
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", help="How many neighbours.")]
-
-
-class RichReporter:
-    """Shows library progress events (epochs, encoded rows) as rich progress bars."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, Any] = {}
-
-    def start(self, key: str, description: str, total: int | None) -> None:
-        self.tasks[key] = self.progress.add_task(description, total=total, info="")
-
-    def advance(self, key: str, steps: int = 1, info: str = "") -> None:
-        if key in self.tasks:
-            self.progress.update(self.tasks[key], advance=steps, info=info)
-
-    def finish(self, key: str) -> None:
-        task = self.tasks.pop(key, None)
-        if task is not None:
-            self.progress.stop_task(task)
-
-
-def _drop_bars(progress: Progress) -> None:
-    """On failure the bars go, so that stderr ends with the error line alone (which names what failed)."""
-    for task in list(progress.task_ids):
-        progress.remove_task(task)
 
 
 def _quiet_environment(debug: bool) -> None:
@@ -203,25 +172,27 @@ def _quiet_mlflow_prints(debug: bool) -> None:
     ).__enter__()  # held until the process ends
 
 
-def _load(config: Path | None, sets: list[str] | None, check_models: bool = True) -> Config:
-    from latent.config import DEFAULT_CONFIG_PATH, load_config
+def _config_file(config: Path | None) -> Path | None:
+    """--config, else conf/default.yaml if present, else None (the built-in defaults)."""
+    from latent.config_files import DEFAULT_CONFIG_PATH
 
-    path = config if config is not None else (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
-    return load_config(path, sets or [], check_models=check_models)
+    return config if config is not None else (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
+
+
+def _load(config: Path | None, sets: list[str] | None, check_models: bool = True) -> Config:
+    from latent.config import load_config
+
+    return load_config(_config_file(config), sets or [], check_models=check_models)
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
     if debug:
         raise exc
-    message = escape(" ".join(str(exc).split()))  # one line, and brackets in paths or values are not markup
+    message = " ".join(str(exc).split())  # one line
     if isinstance(exc, LatentError):
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        display.error(message)
         raise typer.Exit(EXIT_BAD_INPUT)
-    err.print(
-        f"[bold red]error:[/] {type(exc).__name__}: {message} (rerun with --debug for details)",
-        highlight=False,
-        soft_wrap=True,
-    )
+    display.error(f"{type(exc).__name__}: {message} (rerun with --debug for details)")
     raise typer.Exit(1)
 
 
@@ -253,97 +224,29 @@ def _with_progress(debug: bool, run: Callable[[], Any]) -> Any:
     from latent.progress import set_reporter
 
     _quiet_mlflow_prints(debug)
-    with _progress() as progress:
-        set_reporter(RichReporter(progress))
+    with display.progress_bars() as progress:
+        set_reporter(display.RichReporter(progress))
         try:
             return run()
         except BaseException:
-            _drop_bars(progress)
+            display.drop_bars(progress)
             raise
         finally:
             set_reporter(None)
 
 
-def _summary(result: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title="latent: stages")
-    table.add_column("stage")
-    table.add_column("seconds", justify="right")
-    table.add_column("output", overflow="fold")
-    for stage, seconds in result["durations"].items():
-        info = result["stages"][stage]
-        shown = next(
-            (info[k] for k in ("report_dir", "table_path", "model_uri", "dataset_path", "raw_path") if k in info), ""
-        )
-        if info.get("reused"):
-            shown = f"{shown} (reused)"
-        table.add_row(stage, f"{seconds:.1f}", str(shown))
-    table.add_row("total", f"{result['total_seconds']:.1f}", f"MLflow run {result['pipeline_run_id']}", style="bold")
-    out.print(table)
-    images = result["stages"].get("preprocess", {}).get("images")
-    if images:
-        out.print(f"images: {images}", soft_wrap=True, highlight=False)
-    skipped = result["stages"].get("preprocess", {}).get("skipped")
-    if skipped:
-        from latent.data.dataset import quarantine_path
-
-        quarantine = quarantine_path(result["stages"]["preprocess"]["dataset_path"])
-        out.print(f"skipped {skipped} unreadable file(s): {quarantine}", soft_wrap=True, highlight=False)
-    if "report" in result["stages"]:
-        out.print(f"report: {result['stages']['report']['html_path']}", soft_wrap=True, highlight=False)
-    out.print(f"MLflow UI: latent ui  (store {result['tracking_uri']})", soft_wrap=True, highlight=False)
-
-
-def _progress() -> Progress:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=err,
-        transient=False,
-    )
-
-
-def _check_inputs(cfg: Config, stages: list[str], force: bool) -> None:
-    """What a lone stage needs and the workspace alone can tell is missing, said before Prefect's server starts
-    (seconds): preprocess needs the ingest plan, train/encode/report need the dataset table. (Models and tables
-    are looked up in MLflow, inside the flow.)"""
-    if "ingest" in stages:
-        return
-    from latent import lineage
-    from latent.workspace import Workspace
-
-    workspace = Workspace.at(cfg.workspace)
-    if "preprocess" in stages:
-        plan, _ = lineage.raw_table_for(cfg, workspace)
-        if not Path(plan).is_file():
-            try:
-                if not force:
-                    lineage.dataset_for(cfg, workspace)  # already preprocessed: the stage reuses it
-                    return
-            except DataError:
-                pass
-            raise DataError(
-                f"{plan}: no ingest plan for the source as it is now (new, or changed since it was ingested); "
-                "run `latent ingest` first"
-            )
-    else:
-        lineage.dataset_for(cfg, workspace)
-
-
 def _execute(stages: list[str], config: Path | None, sets: list[str] | None, debug: bool, **kwargs: Any) -> None:
+    """The pipeline flow for these stages, after what the workspace alone can tell is missing (in seconds, before
+    Prefect's server starts), with progress bars; then the summary."""
+    from latent.lineage import check_stage_inputs
+
     cfg = _load(config, sets)
-    _check_inputs(cfg, stages, bool(kwargs.get("force")))
+    check_stage_inputs(cfg, stages, bool(kwargs.get("force")))
     use_prefect_server(cfg.orchestration.prefect_api_url)
     from latent.flows.pipeline import pipeline_flow
 
     result = _with_progress(debug, lambda: pipeline_flow(cfg.model_dump(mode="json"), stages, **kwargs))
-    _summary(result)
+    display.pipeline_summary(result)
 
 
 @command()
@@ -428,61 +331,17 @@ def transfer(
     from latent.flows.transfer import transfer_flow
 
     result = _with_progress(debug, lambda: transfer_flow(cfg.model_dump(mode="json"), force=force))
-    from rich.table import Table
-
-    table = Table(title="latent transfer: probe accuracy on the target")
-    table.add_column("approach")
-    budgets = list(next(iter(result["accuracy"].values())))
-    for b in budgets:
-        table.add_column(f"{b} labels" if b != "all" else "all labels", justify="right")
-    for approach, scores in result["accuracy"].items():
-        table.add_row(approach, *(f"{scores[b]:.3f}" for b in budgets))
-    out.print(table)
-    m = result["metrics"]
-    out.print(
-        f"domain shift, MMD²: before {m['mmd_before']:.4f}, after adaptation {m['mmd_after']:.4f}; "
-        f"Fréchet: before {m['frechet_before']:.2f}, after {m['frechet_after']:.2f}",
-        highlight=False,
-    )
-    out.print(
-        f"report: {result['html_path']}  (MLflow run {result['transfer_run_id']})", soft_wrap=True, highlight=False
-    )
-
-
-def _show(result: Any, title: str, limit: int) -> None:
-    """A result's first rows in the terminal (latent.query.Rows), floats rounded, vectors abbreviated."""
-    from rich.table import Table
-    from rich.text import Text
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.6g}"
-        if isinstance(value, list | tuple):  # DuckDB gives FLOAT[k] arrays as tuples, lists as lists
-            value = list(value)
-            shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in value[:4])
-            return f"[{shown}{', …' if len(value) > 4 else ''}]"
-        return "" if value is None else str(value)
-
-    # Text, not markup: values like '[/x]' are data, and rich would read them as (broken) style tags
-    table = Table(title=Text(title))
-    for name in result.column_names:
-        table.add_column(Text(name), overflow="fold")
-    for row in result.to_pylist()[:limit]:
-        table.add_row(*(Text(cell(row[name])) for name in result.column_names))
-    out.print(table)
-    if result.num_rows > limit:
-        out.print(f"{result.num_rows} rows; showing the first {limit} (use --limit or --out for all)")
+    display.transfer_summary(result)
 
 
 def _workspace(config: Path | None, sets: list[str] | None):
     """The workspace of the analyst commands: only the config's `workspace` key is read (no pydantic models to
     build, so `latent tables`, `query` and `neighbors` answer at once); the rest is checked by the commands
     that use it."""
-    from latent.config_files import DEFAULT_CONFIG_PATH, workspace_setting
+    from latent.config_files import workspace_setting
     from latent.workspace import Workspace
 
-    path = config if config is not None else (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
-    return Workspace.at(workspace_setting(path, sets or []))
+    return Workspace.at(workspace_setting(_config_file(config), sets or []))
 
 
 @command()
@@ -505,8 +364,7 @@ def query(
         write_result(result, out_file)
         out.print(f"{result.num_rows} rows written to {out_file}", highlight=False)
         return
-    result = preview_query(workspace, sql, limit)
-    _show(result, "query", limit)
+    display.rows(preview_query(workspace, sql, limit), "query", limit)
 
 
 @command()
@@ -525,7 +383,7 @@ def neighbors(
     from latent.query import preview_neighbors as find_neighbors
 
     result = find_neighbors(_workspace(config, set_), row_id, top_k, metric, table)
-    _show(result, f"{top_k} nearest to {row_id} ({metric})", top_k)
+    display.rows(result, f"{top_k} nearest to {row_id} ({metric})", top_k)
 
 
 @command()
@@ -536,24 +394,7 @@ def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = Fals
 
     workspace = _workspace(config, set_)
     published = list_tables(workspace)
-    catalog = catalog_records(published)
-    views = {str(t.path): name for name, t in view_names(published).items()}
-    if not catalog:
-        out.print("no latent tables yet; run `latent run`")
-        return
-    for i, row in enumerate(catalog):
-        view = views.get(row["table_path"], "")
-        newest = "  [dim](latents)[/]" if i == 0 else ""
-        out.print(
-            f"[bold]{view}[/]{newest}  {row['rows']} rows, k={row['latent_dim']}, created {row['created_at']}",
-            soft_wrap=True,
-        )
-        out.print(
-            f"  model    {row['model_uri']}  (training run {row['mlflow_run_id']})", highlight=False, soft_wrap=True
-        )
-        out.print(f"  dataset  {row['dataset_version']}  (content {row['dataset_content_hash'][:16]})", highlight=False)
-        out.print(f"  path     {row['table_path']}", highlight=False, soft_wrap=True)
-    out.print('all columns: latent query "SELECT * FROM catalog"', highlight=False)
+    display.catalog(catalog_records(published), {str(t.path): name for name, t in view_names(published).items()})
 
 
 TableOpt = Annotated[
@@ -575,18 +416,13 @@ def _analysis_context(config: Path | None, sets: list[str] | None, table: str | 
     return workspace, tracking, open_latent_space(resolve_table(workspace, table), tracking.uri)
 
 
-def _analysis_done(result: Any, out_file: Path | None) -> None:
+def _analysis_done(result: Any, out_file: Path | None = None) -> None:
+    """Shows an analysis, after copying its image to --out if asked."""
     if out_file is not None and result.image_path is not None:
         from latent.workspace import atomic_write_bytes
 
         atomic_write_bytes(out_file, Path(result.image_path).read_bytes())
-    shown = out_file or result.image_path or result.points_path
-    out.print(f"{result.kind}: {shown}", highlight=False, soft_wrap=True)
-    out.print(f"  codes and decoded samples: {result.points_path}", highlight=False, soft_wrap=True)
-    if result.run_id:
-        out.print(
-            f"  MLflow run {result.run_id} (artifacts under analysis/{result.kind})", highlight=False, soft_wrap=True
-        )
+    display.analysis(result, out_file)
 
 
 OutImage = Annotated[Path | None, typer.Option("--out", "-o", help="Also write the image to this PNG file.")]
@@ -643,11 +479,6 @@ def arithmetic(
     workspace, tracking, space = _analysis_context(config, set_, table)
     result = write_arithmetic(space, workspace, plus, minus, apply_to, rows, values, tracking)
     _analysis_done(result, out_file)
-    out.print(
-        f"  attribute vector from {result.facts['rows_plus']} − {result.facts['rows_minus']} rows, "
-        f"norm {result.facts['vector_norm']:.3f}",
-        highlight=False,
-    )
 
 
 @command()
@@ -670,10 +501,7 @@ def traverse(
         raise LatentError("--dims, --anchors and --steps: expected positive integers (--steps at least 2)")
     workspace, tracking, space = _analysis_context(config, set_, table)
     result = write_traversals(space, anchor, anchors, dims, steps, workspace, tracking)
-    _analysis_done(result, None)
-    kl = result.facts["kl_per_dim"]
-    order = ", ".join(f"z{d} ({kl[d]:.2f})" for d in result.facts["dims_by_kl"])
-    out.print(f"  dimensions by KL: {order}", highlight=False, soft_wrap=True)
+    _analysis_done(result)
 
 
 @command()
@@ -699,17 +527,7 @@ def disentangle(
     result = write_disentanglement(
         space, workspace, tracking, budget if budget == "full" else int(budget), interventional, seed
     )
-    from rich.table import Table
-
-    shown = Table(title=f"disentanglement ({space.table.path.name})")
-    shown.add_column("metric")
-    shown.add_column("value", justify="right")
-    for key, value in result.facts.items():
-        shown.add_row(key, f"{value:.4f}")
-    out.print(shown)
-    out.print(f"  {result.directory}/analysis.json", highlight=False, soft_wrap=True)
-    if result.run_id:
-        out.print(f"  MLflow run {result.run_id}", highlight=False, soft_wrap=True)
+    display.disentanglement(result, space.table.path.name)
 
 
 @command()
@@ -727,12 +545,7 @@ def compare(
 
     workspace = _workspace(config, set_)
     a, b = resolve_table(workspace, table_a), resolve_table(workspace, table_b)
-    result = compare_tables(a.path, b.path, split)
-    out.print(
-        f"linear CKA {result['linear_cka']:.4f} over {result['shared_rows']} shared rows "
-        f"(k={result['latent_dim_a']} vs k={result['latent_dim_b']}; {result['rows_a']} and {result['rows_b']} rows)",
-        highlight=False,
-    )
+    display.cka(compare_tables(a.path, b.path, split))
 
 
 @command()
@@ -755,21 +568,7 @@ def probe(
     except ValueError:
         raise LatentError(f"--budgets: expected comma-separated integers or 'all', got {budgets!r}") from None
     info = resolve_table(_workspace(config, set_), table)
-    scores = probe_table(info.path, values, raw)
-    from rich.table import Table
-
-    result = Table(title=f"probe accuracy on the test split ({info.path.name})")
-    result.add_column("inputs")
-    result.add_column("probe")
-    keys = [str(b) if b is not None else "all" for b in values]
-    for key in keys:
-        result.add_column(f"{key} labels", justify="right")
-    for space in ("latent", "raw"):
-        for method in ("logistic", "knn"):
-            row = [scores.get(f"probe_{space}_{method}_{k}") for k in keys]
-            if any(v is not None for v in row):
-                result.add_row(space, method, *("" if v is None else f"{v:.3f}" for v in row))
-    out.print(result)
+    display.probe_scores(probe_table(info.path, values, raw), values, info.path.name)
 
 
 @command()
@@ -794,17 +593,10 @@ def serve(
         use_prefect_server(spec_prefect_server(spec))
         from latent.flows.deployments import serve as serve_deployments
 
-        for d in deployments:
-            crons = ", ".join(f"'{s.cron}' ({s.timezone})" for s in d.schedules)
-            limit = d.concurrency_limit
-            out.print(
-                f"deployment {d.flow_name}/{d.name}: cron {crons}, at most {limit.limit} at once "
-                f"({limit.collision_strategy.lower()})",
-                highlight=False,
-            )
+        display.deployments(deployments)
         serve_deployments(spec)  # Prefect's runner stops its flow runs on SIGTERM and returns
     finally:
-        _stop_children()
+        stop_children()
 
 
 @command()
@@ -824,95 +616,7 @@ def ui(
     cfg = _load(config, set_)
     server = mlflow_ui(cfg.tracking, Workspace.at(cfg.workspace), host, port)
     out.print(f"MLflow UI on {server.link}  (store {server.store}); Ctrl+C to stop", highlight=False)
-    raise typer.Exit(_run_server(server.command))
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _run_server(cmd: list[str], grace_s: float = 20.0) -> int:
-    """Run a server in its own process group until it ends or this process is told to stop (Ctrl+C, or SIGTERM /
-    SIGHUP from systemd, Docker or a process manager); then the whole group, its workers too, is stopped and the
-    port freed. `mlflow server` runs uvicorn as a child of its own and does not pass SIGTERM on, so replacing
-    this process with it (exec) would still leave uvicorn holding the port; the group is signalled instead.
-    Returns the server's exit code; a stop signal other than Ctrl+C ends this process by that same signal."""
-    import subprocess
-
-    received: list[int] = []
-    server = subprocess.Popen(cmd, process_group=0)
-
-    def forward(signum: int, _frame: object) -> None:
-        received.append(signum)
-        _signal_group(server.pid, signum if len(received) == 1 else signal.SIGKILL)
-
-    previous = {sig: signal.signal(sig, forward) for sig in _STOP_SIGNALS}
-    try:
-        code = server.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        _stop_group(server, grace_s)
-    if not received:
-        return code
-    if received[0] == signal.SIGINT:
-        raise KeyboardInterrupt
-    signal.signal(received[0], signal.SIG_DFL)
-    os.kill(os.getpid(), received[0])
-    return 128 + received[0]
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def _stop_group(server: Any, grace_s: float) -> None:
-    """The server has exited or been signalled: whatever of its process group is left gets SIGTERM, then
-    SIGKILL after grace_s."""
-    import psutil
-
-    def members() -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) == server.pid and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(proc)
-            except (OSError, psutil.Error):
-                continue
-        return found
-
-    if server.poll() is None:
-        _signal_group(server.pid, signal.SIGTERM)
-        try:
-            server.wait(grace_s)
-        except Exception:
-            _signal_group(server.pid, signal.SIGKILL)
-            server.wait()
-    left = members()
-    if left:
-        _signal_group(server.pid, signal.SIGTERM)
-        _, alive = psutil.wait_procs(left, timeout=grace_s)
-        if alive:
-            _signal_group(server.pid, signal.SIGKILL)
-            psutil.wait_procs(alive, timeout=5)
-
-
-def _stop_children(grace_s: float = 10.0) -> None:
-    """Processes this one started and left running (e.g. the ephemeral Prefect server of `latent serve`)."""
-    import psutil
-
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        try:
-            child.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(children, timeout=grace_s)
-    for child in alive:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            continue
+    raise typer.Exit(run_server(server.command))
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ Stages hand each other paths and URIs only; a stage run alone finds its inputs t
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +19,11 @@ from prefect.runtime import flow_run
 import latent
 from latent import lineage
 from latent.config import Config, load_config
+from latent.data.ingest import IngestResult
+from latent.data.preprocess import PreprocessResult
+from latent.encode import EncodeResult
 from latent.errors import ConfigError
+from latent.report import ReportResult
 from latent.tracking import (
     log_quarantine,
     mark_orphaned_runs,
@@ -28,10 +33,48 @@ from latent.tracking import (
     source_commit,
     tag,
 )
+from latent.train import TrainResult
 from latent.workspace import Workspace, sweep_workspace
 
 STAGES = ("ingest", "preprocess", "train", "encode", "report")
 Stage = Literal["ingest", "preprocess", "train", "encode", "report"]
+StageResult = IngestResult | PreprocessResult | TrainResult | EncodeResult | ReportResult
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What one pipeline flow run did: its MLflow parent run, each stage's result (the library's dataclass, in the
+    order the stages ran), and where the time went (seconds per stage: in the flow, and in the library call)."""
+
+    pipeline_run_id: str
+    flow_run_id: str
+    tracking_uri: str
+    experiment_id: str
+    workspace: str
+    stages: dict[str, StageResult]
+    durations: dict[str, float]
+    work_seconds: dict[str, float]
+    total_seconds: float
+
+    @property
+    def ingest(self) -> IngestResult | None:
+        return self.stages.get("ingest")  # type: ignore[return-value]
+
+    @property
+    def preprocess(self) -> PreprocessResult | None:
+        return self.stages.get("preprocess")  # type: ignore[return-value]
+
+    @property
+    def train(self) -> TrainResult | None:
+        return self.stages.get("train")  # type: ignore[return-value]
+
+    @property
+    def encode(self) -> EncodeResult | None:
+        return self.stages.get("encode")  # type: ignore[return-value]
+
+    @property
+    def report(self) -> ReportResult | None:
+        return self.stages.get("report")  # type: ignore[return-value]
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -55,7 +98,7 @@ def pipeline_flow(
     config_file: str | None = None,
     overrides: list[str] | None = None,
     resume: Literal["auto", "require", "never"] = "auto",
-) -> dict[str, Any]:
+) -> PipelineResult:
     """Run the given stages (default: all) for a config; returns paths, URIs and timings. Each run publishes its
     summary as a Markdown artifact (`latent-run-<dataset>`).
 
@@ -104,40 +147,41 @@ def pipeline_flow(
         tag("package_version"): latent.__version__,
         **({tag("git_commit"): commit} if commit else {}),
     }
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, StageResult] = {}
     durations: dict[str, float] = {}
+    work: dict[str, float] = {}
     params = _flatten(cfg.model_dump(mode="json"))
     with parent_run(base, name, run_tags, params, cfg.to_yaml(), nested_tags) as run:
         parent, tracking = run.run_id, run.tracking
 
-        def run_stage(stage: str, fn, *args, **kwargs) -> dict[str, Any]:
+        def run_stage(stage: str, fn, *args, **kwargs) -> Any:
             t0 = time.perf_counter()
-            out = configured(fn, cfg)(*args, force=force, **kwargs)
+            timed = configured(fn, cfg)(*args, force=force, **kwargs)
             durations[stage] = time.perf_counter() - t0
             run.metrics[f"duration_{stage}_s"] = durations[stage]  # logged on failure too
-            results[stage] = out
-            return out
+            results[stage], work[stage] = timed.result, timed.work_seconds
+            return timed.result
 
         dataset_path: str | None = None
         raw_path, fingerprint = lineage.raw_table_for(cfg, workspace)
         if "ingest" in wanted:
-            out = run_stage("ingest", ingest_task, cfg, workspace)
-            raw_path, fingerprint = out["raw_path"], out["fingerprint"]
+            ingested: IngestResult = run_stage("ingest", ingest_task, cfg, workspace)
+            raw_path, fingerprint = ingested.raw_path, ingested.fingerprint
 
         if "preprocess" in wanted:
-            out = run_stage("preprocess", preprocess_task, cfg, workspace, raw_path, fingerprint)
-            dataset_path = out["dataset_path"]
-            if out.get("images"):  # the size, mode and transform an image folder was brought to, for reviewers
-                set_run_tags(base, parent, {tag("images"): out["images"]})
-            if out.get("skipped"):  # image folders with on_bad_file: skip: the quarantine goes to the reviewers
-                log_quarantine(base, parent, Path(dataset_path), out["skipped"])
+            prepared: PreprocessResult = run_stage("preprocess", preprocess_task, cfg, workspace, raw_path, fingerprint)
+            dataset_path = prepared.dataset_path
+            if prepared.images:  # the size, mode and transform an image folder was brought to, for reviewers
+                set_run_tags(base, parent, {tag("images"): prepared.images})
+            if prepared.skipped:  # image folders with on_bad_file: skip: the quarantine goes to the reviewers
+                log_quarantine(base, parent, Path(dataset_path), prepared.skipped)
         elif set(wanted) & {"train", "encode", "report"}:
             dataset_path = lineage.dataset_for(cfg, workspace)
 
         source_run_id = None
         if "train" in wanted:
-            out = run_stage("train", train_task, cfg, workspace, tracking, dataset_path, resume=resume)
-            model_uri, model_version, source_run_id = out["model_uri"], out["model_version"], out["run_id"]
+            trained: TrainResult = run_stage("train", train_task, cfg, workspace, tracking, dataset_path, resume=resume)
+            model_uri, model_version, source_run_id = trained.model_uri, trained.model_version, trained.run_id
         elif "encode" in wanted:
             if model_uri is None:
                 model_uri, model_version, source_run_id = lineage.model_for(tracking, dataset_path)
@@ -145,10 +189,10 @@ def pipeline_flow(
                 model_version = lineage.model_version_of(tracking, model_uri)
 
         if "encode" in wanted:
-            out = run_stage(
+            encoded: EncodeResult = run_stage(
                 "encode", encode_task, cfg, workspace, tracking, dataset_path, model_uri, model_version, source_run_id
             )
-            table_path = out["table_path"]
+            table_path = encoded.table_path
         elif "report" in wanted and table_path is None:
             table_path, model_uri = lineage.table_for(tracking, dataset_path)
 
@@ -160,22 +204,21 @@ def pipeline_flow(
             run_stage("report", report_task, cfg, workspace, tracking, table_path, dataset_path, model_uri)
 
         total = time.perf_counter() - started
-        work = {k: float(v.get("work_seconds", 0.0)) for k, v in results.items()}
         run.metrics.update({f"work_{k}_s": v for k, v in work.items()})
         run.metrics["duration_total_s"] = total
-        run.end_tags[tag("reused_stages")] = ",".join(k for k, v in results.items() if v.get("reused"))
+        run.end_tags[tag("reused_stages")] = ",".join(k for k, v in results.items() if v.reused)
         if dataset_path:
             run.end_tags[tag("dataset_version")] = Path(dataset_path).name
-    result = {
-        "pipeline_run_id": parent,
-        "flow_run_id": flow_run_id,
-        "tracking_uri": base.uri,
-        "experiment_id": base.experiment_id,
-        "workspace": str(workspace.root),
-        "stages": results,
-        "durations": durations,
-        "work_seconds": work,
-        "total_seconds": total,
-    }
+    result = PipelineResult(
+        pipeline_run_id=parent,
+        flow_run_id=flow_run_id,
+        tracking_uri=base.uri,
+        experiment_id=base.experiment_id,
+        workspace=str(workspace.root),
+        stages=results,
+        durations=durations,
+        work_seconds=work,
+        total_seconds=total,
+    )
     publish_run_summary(result, cfg.dataset.name, cfg.model.name)
     return result

@@ -3,7 +3,6 @@ one history per dataset): what each stage did, rows added, drift, retraining, th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact
@@ -11,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from latent.run_summary import artifact_key, run_summary_markdown
 
 
-def publish_run_summary(result: Mapping[str, Any], dataset: str, model: str) -> str:
+def publish_run_summary(result: Any, dataset: str, model: str) -> str:
     """Publish the summary of a pipeline flow's result on the current flow run; returns its Markdown."""
     markdown = run_summary_markdown(result, dataset, model)
     create_markdown_artifact(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from latent.tasks.stages import configured, encode_task
 from latent.tasks.transfer import adapt_task, evaluate_task, source_task, target_task
@@ -13,7 +13,28 @@ from prefect.runtime import flow_run
 import latent
 from latent.config import Config, load_config
 from latent.tracking import parent_run, setup_tracking, source_commit, tag
+from latent.transfer import TransferSource
 from latent.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class TransferFlowResult:
+    """What one transfer flow run did: its MLflow parent run, the source, the target dataset, the three models
+    (frozen, adapted, scratch) and their latent tables on the target, and the evaluation (`TransferResult`'s
+    fields: the report, its metrics and the probe accuracy per approach and label budget)."""
+
+    transfer_run_id: str
+    flow_run_id: str
+    tracking_uri: str
+    experiment_id: str
+    source: TransferSource
+    target_dataset: str
+    models: dict[str, str]
+    tables: dict[str, str]
+    report_dir: str
+    html_path: str
+    metrics: dict[str, float]
+    accuracy: dict[str, dict[str, float]]
 
 
 @flow(name="latent-transfer", validate_parameters=False)
@@ -22,7 +43,7 @@ def transfer_flow(
     force: bool = False,
     config_file: str | None = None,
     overrides: list[str] | None = None,
-) -> dict[str, Any]:
+) -> TransferFlowResult:
     """Frozen, adapted and scratch latent spaces on the target domain; returns the tables, metrics and report.
 
     Args:
@@ -52,38 +73,41 @@ def transfer_flow(
         source = source_task(cfg, workspace, tracking)
         target = target_task(cfg, workspace, tracking, source)
         fit = configured(adapt_task, cfg, "train")
-        adapted = fit(cfg, workspace, tracking, target, source["model_uri"], "adapt", force)
-        scratch = fit(cfg, workspace, tracking, target, None, "scratch", force)
+        adapted = fit(cfg, workspace, tracking, target, source.model_uri, "adapt", force).result
+        scratch = fit(cfg, workspace, tracking, target, None, "scratch", force).result
         encode = configured(encode_task, cfg)
         models = {
-            "frozen": (source["model_uri"], source["model_version"], source["run_id"]),
-            "adapted": (adapted["model_uri"], adapted["model_version"], adapted["run_id"]),
-            "scratch": (scratch["model_uri"], scratch["model_version"], scratch["run_id"]),
+            "frozen": (source.model_uri, source.model_version, source.run_id),
+            "adapted": (adapted.model_uri, adapted.model_version, adapted.run_id),
+            "scratch": (scratch.model_uri, scratch.model_version, scratch.run_id),
         }
         tables = {
-            name: encode(cfg, workspace, tracking, target["dataset_path"], uri, version, run_id)["table_path"]
+            name: encode(cfg, workspace, tracking, target.dataset_path, uri, version, run_id).result.table_path
             for name, (uri, version, run_id) in models.items()
         }
         source_tables = {
-            name: encode(cfg, workspace, tracking, source["dataset_path"], *models[name])["table_path"]
+            name: encode(cfg, workspace, tracking, source.dataset_path, *models[name]).result.table_path
             for name in ("frozen", "adapted")
         }
         out_dir = workspace.report_dir(parent) / "transfer"
-        result = evaluate_task(cfg, tables, source_tables, target["dataset_path"], str(out_dir))
+        result = evaluate_task(cfg, tables, source_tables, target.dataset_path, str(out_dir))
         import mlflow
 
         client = mlflow.MlflowClient(base.uri)
-        client.log_artifacts(parent, result["report_dir"], "transfer")
-        run.metrics.update({**result["metrics"], "duration_total_s": time.perf_counter() - started})
-        run.end_tags[tag("transfer_report")] = result["html_path"]
-    return {
-        "transfer_run_id": parent,
-        "flow_run_id": flow_run_id,
-        "tracking_uri": base.uri,
-        "experiment_id": base.experiment_id,
-        "source": source,
-        "target_dataset": target["dataset_path"],
-        "models": {k: v[0] for k, v in models.items()},
-        "tables": tables,
-        **result,
-    }
+        client.log_artifacts(parent, result.report_dir, "transfer")
+        run.metrics.update({**result.metrics, "duration_total_s": time.perf_counter() - started})
+        run.end_tags[tag("transfer_report")] = result.html_path
+    return TransferFlowResult(
+        transfer_run_id=parent,
+        flow_run_id=flow_run_id,
+        tracking_uri=base.uri,
+        experiment_id=base.experiment_id,
+        source=source,
+        target_dataset=target.dataset_path,
+        models={k: v[0] for k, v in models.items()},
+        tables=tables,
+        report_dir=result.report_dir,
+        html_path=result.html_path,
+        metrics=result.metrics,
+        accuracy=result.accuracy,
+    )

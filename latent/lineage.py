@@ -77,3 +77,27 @@ def model_version_of(tracking: Tracking | None, model_uri: str) -> str:
         if model_id:
             return model_id
     return model_uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def check_stage_inputs(cfg: Config, stages: list[str], force: bool) -> None:
+    """What lone stages need and the workspace alone can tell is missing, said before an orchestrator starts
+    (seconds): preprocess needs the ingest plan, train/encode/report need the dataset table. (Models and tables
+    are looked up in MLflow, inside the flow.)"""
+    if "ingest" in stages:
+        return
+    workspace = Workspace.at(cfg.workspace)
+    if "preprocess" in stages:
+        plan, _ = raw_table_for(cfg, workspace)
+        if not Path(plan).is_file():
+            try:
+                if not force:
+                    dataset_for(cfg, workspace)  # already preprocessed: the stage reuses it
+                    return
+            except DataError:
+                pass
+            raise DataError(
+                f"{plan}: no ingest plan for the source as it is now (new, or changed since it was ingested); "
+                "run `latent ingest` first"
+            )
+    else:
+        dataset_for(cfg, workspace)

@@ -57,11 +57,11 @@ def _number(value: Any) -> str:
     return f"{value:.4g}"
 
 
-def run_summary_markdown(result: Mapping[str, Any], dataset: str, model: str) -> str:
-    """The summary of a pipeline flow's result (its returned dict: stages, durations, tracking_uri, experiment_id,
-    pipeline_run_id)."""
-    stages: Mapping[str, Any] = result.get("stages") or {}
-    durations: Mapping[str, float] = result.get("durations") or {}
+def run_summary_markdown(result: Any, dataset: str, model: str) -> str:
+    """The summary of a pipeline flow's result (a PipelineResult, or a mapping with its fields: stages, durations,
+    tracking_uri, experiment_id, pipeline_run_id)."""
+    stages: Mapping[str, Any] = field(result, "stages") or {}
+    durations: Mapping[str, float] = field(result, "durations") or {}
     lines = [f"# latent run: {dataset} · {model}", ""]
     if stages:
         lines += ["| stage | outcome | seconds |", "|---|---|---:|"]
@@ -99,10 +99,9 @@ def run_summary_markdown(result: Mapping[str, Any], dataset: str, model: str) ->
     retrained = _first(stages, "retrained")
     if retrained is not None:
         facts.append(f"**Retrained:** {'yes' if retrained else 'no'}")
-    if result.get("pipeline_run_id"):
-        link = mlflow_run_link(
-            str(result.get("tracking_uri", "")), str(result.get("experiment_id", "")), result["pipeline_run_id"]
-        )
+    run_id = field(result, "pipeline_run_id")
+    if run_id:
+        link = mlflow_run_link(str(field(result, "tracking_uri", "")), str(field(result, "experiment_id", "")), run_id)
         facts.append(f"**MLflow run:** {link}")
     report = stages.get("report")
     if report is not None and field(report, "html_path"):

@@ -1,5 +1,6 @@
-"""One Prefect task per pipeline stage. Each calls the library and returns small values (paths, ids, URIs)
-plus the seconds the library call took, so flows can tell real work from orchestration.
+"""One Prefect task per pipeline stage. Each calls the library and returns its result dataclass (paths, ids,
+URIs: small values) inside a `Timed`, with the seconds the library call took, so flows can tell real work from
+orchestration.
 
 Retries (I/O-bound stages) and timeouts (all stages) come from the config's `orchestration` section: see
 `configured`.
@@ -8,8 +9,9 @@ Retries (I/O-bound stages) and timeouts (all stages) come from the config's `orc
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from prefect import Task, task
 from prefect.cache_policies import NONE
@@ -17,11 +19,13 @@ from prefect.tasks import exponential_backoff
 
 from latent.config import Config
 from latent.data import ingest, preprocess
-from latent.encode import encode
+from latent.data.ingest import IngestResult
+from latent.data.preprocess import PreprocessResult
+from latent.encode import EncodeResult, encode
 from latent.errors import LatentError
-from latent.report import build_report
+from latent.report import ReportResult, build_report
 from latent.tracking import Tracking
-from latent.train import train
+from latent.train import TrainResult, train
 from latent.workspace import Workspace
 
 IO_BOUND = {"ingest", "preprocess", "encode"}
@@ -58,29 +62,40 @@ def configured(stage_task: Task, cfg: Config, stage: str | None = None) -> Task:
     return stage_task.with_options(**options)
 
 
-def _timed(fn, *args, **kwargs) -> dict[str, Any]:
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Timed(Generic[R]):
+    """A stage's result (the library's dataclass) and the seconds the library call took inside the task."""
+
+    result: R
+    work_seconds: float
+
+
+def timed(fn: Callable[..., R], *args: Any, **kwargs: Any) -> Timed[R]:
     started = time.perf_counter()
     result = fn(*args, **kwargs)
-    return {**asdict(result), "work_seconds": time.perf_counter() - started}
+    return Timed(result, time.perf_counter() - started)
 
 
 @task(name="ingest", **_COMMON)
-def ingest_task(cfg: Config, workspace: Workspace, force: bool = False) -> dict[str, Any]:
-    return _timed(ingest, cfg.dataset, workspace, force=force, shard_rows=cfg.preprocess.shard_rows)
+def ingest_task(cfg: Config, workspace: Workspace, force: bool = False) -> Timed[IngestResult]:
+    return timed(ingest, cfg.dataset, workspace, force=force, shard_rows=cfg.preprocess.shard_rows)
 
 
 @task(name="preprocess", **_COMMON)
 def preprocess_task(
     cfg: Config, workspace: Workspace, raw_path: str, fingerprint: str, force: bool = False
-) -> dict[str, Any]:
-    return _timed(preprocess, raw_path, fingerprint, cfg.preprocess, cfg.dask, workspace, force=force)
+) -> Timed[PreprocessResult]:
+    return timed(preprocess, raw_path, fingerprint, cfg.preprocess, cfg.dask, workspace, force=force)
 
 
 @task(name="train", **_COMMON)
 def train_task(
     cfg: Config, workspace: Workspace, tracking: Tracking, dataset_path: str, force: bool = False, resume: str = "auto"
-) -> dict[str, Any]:
-    return _timed(
+) -> Timed[TrainResult]:
+    return timed(
         train,
         dataset_path,
         cfg.model,
@@ -104,8 +119,8 @@ def encode_task(
     model_version: str,
     source_run_id: str | None,
     force: bool = False,
-) -> dict[str, Any]:
-    return _timed(
+) -> Timed[EncodeResult]:
+    return timed(
         encode,
         dataset_path,
         model_uri,
@@ -128,5 +143,5 @@ def report_task(
     dataset_path: str,
     model_uri: str,
     force: bool = False,
-) -> dict[str, Any]:
-    return _timed(build_report, table_path, dataset_path, model_uri, cfg.report, workspace, tracking, reuse=not force)
+) -> Timed[ReportResult]:
+    return timed(build_report, table_path, dataset_path, model_uri, cfg.report, workspace, tracking, reuse=not force)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from latent.tasks.stages import _COMMON
+from latent.tasks.stages import _COMMON, Timed, timed
 from prefect import task
 
-from latent.config import Config
+from latent.config import Config, ModelConfig
 from latent.data.dataset import read_dataset_info
 from latent.tracking import Tracking
-from latent.train import train
+from latent.train import TrainResult, train
 from latent.transfer import (
+    TransferResult,
+    TransferSource,
     check_compatible,
     evaluate_transfer,
     make_shifted_dataset,
@@ -24,22 +24,30 @@ from latent.transfer import (
 from latent.workspace import Workspace
 
 
+@dataclass(frozen=True)
+class TransferTarget:
+    """The target dataset table, and the config that rebuilds the source model's architecture to train on it."""
+
+    dataset_path: str
+    model_config: ModelConfig
+
+
 @task(name="transfer-source", **_COMMON)
-def source_task(cfg: Config, workspace: Workspace, tracking: Tracking) -> dict[str, Any]:
+def source_task(cfg: Config, workspace: Workspace, tracking: Tracking) -> TransferSource:
     source_model = cfg.transfer.source_model or f"{cfg.tracking.registered_model}@{cfg.tracking.champion_alias}"
-    return asdict(resolve_source(source_model, tracking, workspace))
+    return resolve_source(source_model, tracking, workspace)
 
 
 @task(name="transfer-target", **_COMMON)
-def target_task(cfg: Config, workspace: Workspace, tracking: Tracking, source: dict[str, Any]) -> dict[str, Any]:
+def target_task(cfg: Config, workspace: Workspace, tracking: Tracking, source: TransferSource) -> TransferTarget:
     """The target dataset (given, or the shifted source), refused early if the source model cannot read it."""
     if cfg.transfer.target_dataset:
         target = read_dataset_info(cfg.transfer.target_dataset)
     else:
-        target = make_shifted_dataset(source["dataset_path"], cfg.transfer.shift, workspace)
-    model, model_cfg = source_model_config(source["model_uri"], tracking.uri)
-    check_compatible(model.config.input_dim, source["model_uri"], target, getattr(model.config, "input_shape", None))
-    return {"dataset_path": str(target.path), "model_config": model_cfg.model_dump(mode="json")}
+        target = make_shifted_dataset(source.dataset_path, cfg.transfer.shift, workspace)
+    model, model_cfg = source_model_config(source.model_uri, tracking.uri)
+    check_compatible(model.config.input_dim, source.model_uri, target, getattr(model.config, "input_shape", None))
+    return TransferTarget(str(target.path), model_cfg)
 
 
 @task(name="transfer-train", **_COMMON)
@@ -47,19 +55,16 @@ def adapt_task(
     cfg: Config,
     workspace: Workspace,
     tracking: Tracking,
-    target: dict[str, Any],
+    target: TransferTarget,
     init_model_uri: str | None,
     run_name: str,
     force: bool = False,
-) -> dict[str, Any]:
-    from latent.config import ModelConfig
-
-    model_cfg = ModelConfig.model_validate(target["model_config"])
+) -> Timed[TrainResult]:
     train_cfg = cfg.train.model_copy(update={"epochs": cfg.transfer.adapt_epochs, "early_stopping_patience": 0})
-    started = time.perf_counter()
-    result = train(
-        target["dataset_path"],
-        model_cfg,
+    return timed(
+        train,
+        target.dataset_path,
+        target.model_config,
         train_cfg,
         workspace,
         tracking,
@@ -71,16 +76,13 @@ def adapt_task(
         freeze_encoder_layers=cfg.transfer.freeze_encoder_layers if init_model_uri else 0,
         run_name=run_name,
     )
-    return {**asdict(result), "work_seconds": time.perf_counter() - started}
 
 
 @task(name="transfer-evaluate", **_COMMON)
 def evaluate_task(
     cfg: Config, tables: dict[str, str], source_tables: dict[str, str], target_dataset: str, out_dir: str
-) -> dict[str, Any]:
+) -> TransferResult:
     t = cfg.transfer
-    return asdict(
-        evaluate_transfer(
-            tables, source_tables, target_dataset, t.label_budgets, t.probe_repeats, t.seed, Path(out_dir)
-        )
+    return evaluate_transfer(
+        tables, source_tables, target_dataset, t.label_budgets, t.probe_repeats, t.seed, Path(out_dir)
     )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+# OpenMP threads (torch, openTSNE) that wait for work sleep instead of spinning: the suite runs Dask workers,
+# Prefect's server and `latent` subprocesses beside each other on 2 cores, and spinning threads took the cores
+# from them (measured on a loaded 2-core machine: a small training 64 s -> 20 s, a report 122 s -> 40 s). Set
+# before anything loads OpenMP; subprocesses inherit it. It changes no result, only how idle threads wait.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dataclasses import dataclass
 
@@ -76,6 +82,43 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def flow_run(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, object]:
+    """One small pipeline flow run (config, PipelineResult), shared by the flow tests and the transfer tests: one
+    pipeline fewer than a fixture each. Neither registers another model version or moves the champion alias (the
+    transfer flow's models are not registered), so what one asserts about this run the other leaves true.
+    Tests that change or force the pipeline (tests/test_caching.py) run their own."""
+    from latent.flows.pipeline import pipeline_flow
+
+    cfg = small_config(
+        tmp_path_factory.mktemp("flow") / "ws",
+        "transfer.adapt_epochs=2",
+        "transfer.label_budgets=[10, 100]",
+        "transfer.probe_repeats=1",
+    )
+    return cfg, pipeline_flow(cfg.model_dump(mode="json"))
+
+
+@pytest.fixture
+def latent_app(monkeypatch: pytest.MonkeyPatch):
+    """`latent ARGS` in this process, through the CLI app as the console script runs it (typer's CliRunner, stdout
+    and stderr apart), in the test's current directory; what a command does to its process (environment
+    variables, library loggers' levels) is undone after the test. For tests of a command's output and files, not
+    of the process (those use tests.helpers.latent_cmd: a process pays seconds of imports and start-up)."""
+    from latent.flows.cli import app
+    from typer.testing import CliRunner
+
+    environ = dict(os.environ)
+    monkeypatch.setenv("COLUMNS", "200")  # a wide console, as tests.helpers.clean_env gives a subprocess
+    loggers = ("latent", "py.warnings", "mlflow", "alembic", "distributed", "torch")
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    yield lambda *args: CliRunner().invoke(app, list(args), catch_exceptions=True)
+    os.environ.clear()
+    os.environ.update(environ)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture(scope="module")

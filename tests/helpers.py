@@ -100,6 +100,18 @@ class Interrupt:
         pass
 
 
+def app_error_line(result) -> str:
+    """The single `error:` line of a command run in this process (typer's CliRunner) that failed on bad input:
+    exit code 2, one line on stderr, no traceback (`one_line_error` is the same check for a real process)."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 2, (result.exit_code, result.stdout[-2000:], result.stderr[-2000:])
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ from latent.explore.space import open_latent_space, resolve_table
 from latent.query import select_ids
 from latent.tables import load_latent_arrays
 from latent.tracking import use_tracking_uri
-from tests.helpers import latent_cmd, one_line_error
+from tests.helpers import app_error_line
 
 pytestmark = pytest.mark.integration
 
@@ -234,24 +234,22 @@ def test_compare_a_table_with_itself(library_run):
     assert result["shared_rows"] == result["rows_a"]
 
 
-def test_cli_interpolate_and_compare(library_run, tmp_path):
+def test_cli_interpolate_and_compare(library_run, tmp_path, monkeypatch, latent_app):
     ws = f"workspace={library_run.workspace.root}"
     ids = sorted(load_latent_arrays(library_run.encode.table_path)["id"])
-    proc = latent_cmd(
-        "interpolate", "--from", ids[0], "--to", ids[5], "--steps", "5", "--slerp", "--out", "strip.png", "--set", ws,
-        cwd=tmp_path,
+    monkeypatch.chdir(tmp_path)
+    result = latent_app(
+        "interpolate", "--from", ids[0], "--to", ids[5], "--steps", "5", "--slerp", "--out", "strip.png", "--set", ws
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert result.exit_code == 0, result.stdout + result.stderr
     assert (tmp_path / "strip.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "MLflow run" in proc.stdout
-    proc = latent_cmd("compare", library_run.encode.table_path, "latents", "--set", ws, cwd=tmp_path)
-    assert proc.returncode == 0 and "linear CKA 1.0000" in proc.stdout, proc.stdout + proc.stderr
-    error = one_line_error(latent_cmd("interpolate", "--from", "nope", "--to", ids[0], "--set", ws, cwd=tmp_path))
+    assert "MLflow run" in result.stdout
+    result = latent_app("compare", library_run.encode.table_path, "latents", "--set", ws)
+    assert result.exit_code == 0 and "linear CKA 1.0000" in result.stdout, result.stdout + result.stderr
+    error = app_error_line(latent_app("interpolate", "--from", "nope", "--to", ids[0], "--set", ws))
     assert "no row with id 'nope'" in error
-    error = one_line_error(
-        latent_cmd("arithmetic", "--plus", "labl = 1", "--minus", "label = 1", "--set", ws, cwd=tmp_path)
-    )
+    error = app_error_line(latent_app("arithmetic", "--plus", "labl = 1", "--minus", "label = 1", "--set", ws))
     assert "labl" in error
-    error = one_line_error(latent_cmd("disentangle", "--set", ws, cwd=tmp_path))
+    error = app_error_line(latent_app("disentangle", "--set", ws))
     assert "no ground-truth factor columns" in error
     assert not list((library_run.workspace.root / "analysis").glob("disentanglement-*"))

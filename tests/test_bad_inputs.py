@@ -43,7 +43,7 @@ from latent.models import create_model
 from latent.models.io import save_model_files
 from latent.tables import load_latent_arrays, read_catalog
 from latent.workspace import Workspace
-from tests.helpers import SMALL, clean_env, latent_command
+from tests.helpers import SMALL, app_error_line, clean_env, latent_command
 
 pytestmark = pytest.mark.e2e
 
@@ -721,16 +721,6 @@ def quiet_cli(monkeypatch):
         logging.getLogger(name).setLevel(level)
 
 
-def _error_line(result) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 2, (result.exit_code, result.stdout[-2000:], result.stderr[-2000:])
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    return lines[0]
-
-
 def _assert_intact(prepared: Prepared, before: set[str]) -> None:
     ws = prepared.ws
     after = _listing(ws)
@@ -761,7 +751,7 @@ def test_bad_input_is_one_line_and_leaves_the_workspace_as_it_was(case, prepared
     finally:
         monkeypatch.setattr(tempfile, "tempdir", None)
     try:
-        line = _error_line(result)
+        line = app_error_line(result)
         assert env.fill(case.expect) in line, line
         _assert_intact(prepared, before)
         assert not [p for p in scratch.iterdir() if p.name != "dask-scratch-space"], list(scratch.iterdir())

@@ -200,7 +200,9 @@ def test_neighbors_and_tables_commands(cli_run):
     assert line == "error: id 'digits-99999' is not in the table"
 
 
-def test_run_end_to_end_on_a_shapes_subset(tmp_path):
+def test_run_end_to_end_on_a_shapes_subset(tmp_path, prefect_harness, monkeypatch, latent_app):
+    """The shapes source end to end; in this process (`cli_run` is the real one): a process adds only start-up."""
+    monkeypatch.chdir(tmp_path)
     sets = [
         a
         for s in [
@@ -213,8 +215,8 @@ def test_run_end_to_end_on_a_shapes_subset(tmp_path):
         ]
         for a in ("--set", s)
     ]
-    proc = latent_cmd("run", *sets, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = latent_app("run", *sets)
+    assert result.exit_code == 0, result.stderr[-3000:]
     (table,) = (tmp_path / "workspace" / "latents").glob("*/*")
     codes = pq.read_table(next(table.glob("split=train/*.parquet")))
     assert {"shape_idx", "scale_value", "orientation_value"} <= set(codes.column_names)
@@ -232,13 +234,16 @@ def test_run_end_to_end_on_a_shapes_subset(tmp_path):
         "beta_vae_eval_accuracy",
     ):
         assert 0.0 <= metrics[f"disentanglement_{name}"] <= 1.0, name
-    proc = latent_cmd("disentangle", "--budget", "32", "--no-interventional", *sets, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "mig" in proc.stdout and "factorvae" not in proc.stdout and "MLflow run" in proc.stdout
+    result = latent_app("disentangle", "--budget", "32", "--no-interventional", *sets)
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert "mig" in result.stdout and "factorvae" not in result.stdout and "MLflow run" in result.stdout
 
 
-def test_run_end_to_end_on_an_image_folder_skipping_a_bad_file(tmp_path):
+def test_run_end_to_end_on_an_image_folder_skipping_a_bad_file(tmp_path, prefect_harness, monkeypatch, latent_app):
+    """An image folder end to end, in this process (`cli_run` is the real one)."""
     from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
 
     rng = np.random.default_rng(0)
     for cls in ("a", "b"):
@@ -259,8 +264,9 @@ def test_run_end_to_end_on_an_image_folder_skipping_a_bad_file(tmp_path):
         ]
         for a in ("--set", s)
     ]
-    proc = latent_cmd("run", *sets, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = latent_app("run", *sets)
+    assert result.exit_code == 0, result.stderr[-3000:]
+    assert "skipped 1 unreadable file(s)" in result.stdout  # the summary names the quarantine
     uri = f"sqlite:///{tmp_path / 'workspace' / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri)
     (parent,) = client.search_runs(

@@ -18,7 +18,7 @@ from latent.errors import TrainingError
 from latent.tracking import setup_tracking
 from latent.train import train
 from latent.workspace import Workspace
-from tests.helpers import ROOT, SMALL, latent_cmd, small_config
+from tests.helpers import ROOT, SMALL, small_config
 
 pytestmark = pytest.mark.e2e
 
@@ -89,12 +89,14 @@ def test_a_killed_rank_fails_the_run_and_the_next_run_resumes(library_run, tmp_p
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_loss")) == list(range(1, 41))
 
 
-def test_latent_run_with_two_devices_records_the_world_size(tmp_path):
+def test_latent_run_with_two_devices_records_the_world_size(tmp_path, prefect_harness, monkeypatch, latent_app):
+    """`latent run` in this process (the ranks are processes of their own either way)."""
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "default.yaml").write_text((ROOT / "conf" / "default.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
     sets = [arg for s in [*SMALL, "train.devices=2"] for arg in ("--set", s)]
-    proc = latent_cmd("run", *sets, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = latent_app("run", *sets)
+    assert result.exit_code == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'workspace' / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.`latent.stage` = 'train'")
     (run,) = runs

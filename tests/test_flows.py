@@ -11,43 +11,45 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def flow_result(prefect_harness, tmp_path_factory):
-    cfg = small_config(tmp_path_factory.mktemp("flow") / "ws")
-    return cfg, pipeline_flow(cfg.model_dump(mode="json"))
+def flow_result(flow_run):
+    return flow_run  # the session's small pipeline flow run (tests/conftest.py), shared with tests/test_transfer.py
 
 
 def test_flow_run_completes_in_prefect(flow_result):
     from prefect.client.orchestration import get_client
 
-    _, result = flow_result
+    cfg, result = flow_result
     with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_run(result["flow_run_id"])
+        flow_run = client.read_flow_run(result.flow_run_id)
     assert flow_run.state.is_completed()
-    assert set(result["durations"]) == {"ingest", "preprocess", "train", "encode", "report"}
+    assert set(result.durations) == {"ingest", "preprocess", "train", "encode", "report"}
+    assert set(result.work_seconds) == set(result.durations)  # each task times its library call
+    assert all(0 < result.work_seconds[s] <= result.durations[s] for s in result.durations)
+    assert 1 <= result.train.epochs <= cfg.train.epochs and result.encode.rows == result.preprocess.n_rows
 
 
 def test_one_parent_run_tagged_with_the_flow_run_and_a_nested_run_per_stage(flow_result):
     cfg, result = flow_result
-    client = mlflow.MlflowClient(result["tracking_uri"])
-    parent = client.get_run(result["pipeline_run_id"])
+    client = mlflow.MlflowClient(result.tracking_uri)
+    parent = client.get_run(result.pipeline_run_id)
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["latent.prefect_flow_run_id"] == result["flow_run_id"]
+    assert parent.data.tags["latent.prefect_flow_run_id"] == result.flow_run_id
     assert parent.data.tags["latent.config_hash"] == cfg.config_hash()
     assert parent.data.params["train.epochs"] == str(cfg.train.epochs)
     assert "duration_train_s" in parent.data.metrics
-    children = client.search_runs([result["experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    children = client.search_runs([result.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert {c.data.tags["latent.stage"] for c in children} == {"train", "encode", "report"}
-    assert all(c.data.tags["latent.prefect_flow_run_id"] == result["flow_run_id"] for c in children)
+    assert all(c.data.tags["latent.prefect_flow_run_id"] == result.flow_run_id for c in children)
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"config.yaml"}
 
 
 def test_a_stage_run_alone_finds_its_inputs(flow_result):
     cfg, first = flow_result
     encoded = pipeline_flow(cfg.model_dump(mode="json"), ["encode"])
-    assert encoded["stages"]["encode"]["table_path"] == first["stages"]["encode"]["table_path"]
-    assert encoded["stages"]["encode"]["reused"]
+    assert encoded.encode.table_path == first.encode.table_path
+    assert encoded.encode.reused
     reported = pipeline_flow(cfg.model_dump(mode="json"), ["report"])
-    assert reported["stages"]["report"]["html_path"].endswith("report.html")
+    assert reported.report.html_path.endswith("report.html")
 
 
 def test_a_stage_without_its_inputs_fails_with_the_step_to_take(prefect_harness, tmp_path):
@@ -69,7 +71,7 @@ def test_the_run_publishes_its_summary_as_a_markdown_artifact(flow_result):
     from latent.run_summary import artifact_key
 
     cfg, result = flow_result
-    only_this_run = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(result["flow_run_id"])]))
+    only_this_run = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(result.flow_run_id)]))
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=only_this_run)
     (summary,) = [a for a in artifacts if a.key == artifact_key(cfg.dataset.name)]
@@ -82,11 +84,11 @@ def test_the_run_publishes_its_summary_as_a_markdown_artifact(flow_result):
 
 def test_encode_by_registered_name_reuses_the_table_of_the_same_model(flow_result):
     cfg, result = flow_result
-    table = result["stages"]["encode"]["table_path"]
+    table = result.encode.table_path
     name = cfg.tracking.registered_model
     for uri in (f"models:/{name}/1", f"models:/{name}@{cfg.tracking.champion_alias}"):
         again = pipeline_flow(cfg.model_dump(mode="json"), ["encode"], model_uri=uri)
-        assert again["stages"]["encode"]["table_path"] == table, uri
-        assert again["stages"]["encode"].get("reused")
+        assert again.encode.table_path == table, uri
+        assert again.encode.reused
     with pytest.raises(DataError, match="no-such-model"):
         pipeline_flow(cfg.model_dump(mode="json"), ["encode"], model_uri="models:/no-such-model/1")

@@ -16,7 +16,7 @@ import pytest
 from latent.analysis import molecules as m
 from latent.chem import morgan_fingerprints, tokens_to_smiles
 from latent.data.sources.molecules import BUILTIN, read_smi
-from tests.helpers import ROOT, latent_cmd, one_line_error
+from tests.helpers import ROOT, app_error_line, latent_cmd, one_line_error
 
 FAST = [
     "train.epochs=3",
@@ -219,7 +219,9 @@ def test_latent_run_on_selfies_decodes_only_valid_molecules(selfies_run):
     assert info["tokens"][0] == "[nop]" and info["max_tokens"] == 40
 
 
-def _analysis_commands(cwd: Path, args: list[str], transfer: bool) -> dict[str, subprocess.CompletedProcess]:
+def _analysis_commands(cwd: Path, args: list[str], latent_app, monkeypatch) -> dict:
+    """The analysis commands in this process (their output is what is tested, not the process), from `cwd`."""
+    monkeypatch.chdir(cwd)
     table = next((cwd / "workspace" / "latents").glob("*/*/split=test/*.parquet"))
     ids = pq.read_table(table, columns=["id"]).column("id").to_pylist()[:2]
     tables = sorted(str(p.parent) for p in (cwd / "workspace" / "latents").glob("*/*/split=test"))
@@ -230,33 +232,32 @@ def _analysis_commands(cwd: Path, args: list[str], transfer: bool) -> dict[str, 
         "probe": ["probe", "--budgets", "10,all"],
         "arithmetic": ["arithmetic", "--plus", "label = 1", "--minus", "label = 0", "--rows", "2"],
         "compare": ["compare", tables[0], tables[-1]],
-        **({"transfer": ["transfer"]} if transfer else {}),
     }
-    return {name: latent_cmd(*command, *args, cwd=cwd) for name, command in commands.items()}
+    return {name: latent_app(*command, *args) for name, command in commands.items()}
 
 
-def _check_commands(results: dict[str, subprocess.CompletedProcess]) -> None:
+def _check_commands(results: dict) -> None:
     for name in ("interpolate", "traverse", "neighbors", "compare"):
-        assert results[name].returncode == 0, (name, results[name].stderr)
-    # the built-in molecules have no labels, and a molecule dataset has no shifted domain: one line each
-    for name in ("probe", "arithmetic", "transfer"):
-        if name in results:
-            assert results[name].returncode == 0 or one_line_error(results[name]), name
+        assert results[name].exit_code == 0, (name, results[name].stdout, results[name].stderr)
+    # the built-in molecules have no labels: one line each
+    for name in ("probe", "arithmetic"):
+        assert results[name].exit_code == 0 or app_error_line(results[name]), name
 
 
 @pytest.mark.e2e
-def test_analysis_commands_on_a_fingerprint_table(fingerprint_run):
+def test_analysis_commands_on_a_fingerprint_table(fingerprint_run, latent_app, monkeypatch):
     cwd, args = fingerprint_run
-    results = _analysis_commands(cwd, args, transfer=True)
+    results = _analysis_commands(cwd, args, latent_app, monkeypatch)
     _check_commands(results)
     assert "smiles" in results["neighbors"].stdout  # similar molecules come back as molecules
-    assert "apply to images" in results["transfer"].stderr
+    # a molecule dataset has no shifted domain: one line (a flow command: a real process, Prefect's server)
+    assert "apply to images" in one_line_error(latent_cmd("transfer", *args, cwd=cwd))
 
 
 @pytest.mark.e2e
-def test_analysis_commands_on_a_selfies_table_decode_molecules(selfies_run):
+def test_analysis_commands_on_a_selfies_table_decode_molecules(selfies_run, latent_app, monkeypatch):
     cwd, args = selfies_run
-    _check_commands(_analysis_commands(cwd, args, transfer=False))
+    _check_commands(_analysis_commands(cwd, args, latent_app, monkeypatch))
     analysis = json.loads(next((cwd / "workspace" / "analysis").glob("interpolation-*/analysis.json")).read_text())
     assert len(analysis["decoded_smiles"]) == 4 and m.validity(analysis["decoded_smiles"]) == 1.0
     traversal = json.loads(next((cwd / "workspace" / "analysis").glob("traversals-*/analysis.json")).read_text())
@@ -267,27 +268,33 @@ def test_analysis_commands_on_a_selfies_table_decode_molecules(selfies_run):
 
 
 @pytest.mark.e2e
-def test_an_unparsable_smiles_is_one_line_naming_the_row_or_is_quarantined(tmp_path):
+def test_an_unparsable_smiles_is_one_line_naming_the_row_or_is_quarantined(
+    tmp_path, prefect_harness, monkeypatch, latent_app
+):
+    """In this process: the line and the quarantine are the point (tests/test_bad_inputs.py checks that a real
+    process prints nothing else)."""
     _conf(tmp_path)
+    monkeypatch.chdir(tmp_path)
     good = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCC", "c1ccncc1", "CC(C)O", "OCCO", "CCOC", "CCCl"] * 3
     (tmp_path / "mols.smi").write_text("".join(f"{s} m{i}\n" for i, s in enumerate(good)) + "C1CC( broken\n")
     base = ["-c", "conf/molecules-fingerprint.yaml", "--set", "dataset.path=mols.smi"]
-    line = one_line_error(latent_cmd("ingest", *base, cwd=tmp_path))
+    line = app_error_line(latent_app("ingest", *base))
     assert "mols.smi:31: RDKit cannot parse the SMILES 'C1CC('" in line and "on_bad_file: skip" in line
     skip = [*base, "--set", "dataset.molecules.on_bad_file=skip"]
-    assert latent_cmd("ingest", *skip, cwd=tmp_path).returncode == 0
-    proc = latent_cmd("preprocess", *skip, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert latent_app("ingest", *skip).exit_code == 0
+    result = latent_app("preprocess", *skip)
+    assert result.exit_code == 0, result.stderr
     quarantine = pq.read_table(next((tmp_path / "workspace" / "datasets").glob("*/quarantine.parquet")))
     assert quarantine.num_rows == 1 and "C1CC(" in quarantine.column("reason")[0].as_py()
 
 
 @pytest.mark.e2e
-def test_more_bad_smiles_than_the_skip_ceiling_fails(tmp_path):
+def test_more_bad_smiles_than_the_skip_ceiling_fails(tmp_path, prefect_harness, monkeypatch, latent_app):
     _conf(tmp_path)
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "mols.csv").write_text("smiles\n" + "CCO\nXYZ\n" * 10)
     skip = ["-c", "conf/molecules-fingerprint.yaml", "--set", "dataset.path=mols.csv"]
     skip += ["--set", "dataset.molecules.on_bad_file=skip"]
-    assert latent_cmd("ingest", *skip, cwd=tmp_path).returncode == 0
-    line = one_line_error(latent_cmd("preprocess", *skip, cwd=tmp_path))
+    assert latent_app("ingest", *skip).exit_code == 0
+    line = app_error_line(latent_app("preprocess", *skip))
     assert "10 of 20" in line and "max_skipped_fraction" in line

@@ -202,7 +202,7 @@ def test_latent_ui_binds_loopback_unless_told_otherwise(tmp_path, monkeypatch, a
     import latent.flows.cli
 
     started: list[list[str]] = []
-    monkeypatch.setattr(latent.flows.cli, "_run_server", lambda cmd: started.append(cmd) or 0)
+    monkeypatch.setattr(latent.flows.cli, "run_server", lambda cmd: started.append(cmd) or 0)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(latent.flows.cli.app, ["ui", "--set", f"workspace={tmp_path / 'ws'}", *args])
     assert result.exit_code == 0, result.stderr

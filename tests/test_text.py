@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from latent.analysis.topics import npmi_coherence, top_word_indices
-from tests.helpers import ROOT, latent_cmd, one_line_error
+from tests.helpers import ROOT, app_error_line, latent_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -53,8 +53,9 @@ def test_latent_run_on_text_reports_topics_against_lda(text_run):
     assert "the" not in vocabulary and "planet" in vocabulary  # stop words out, topic words in
 
 
-def test_analysis_commands_work_on_a_text_table(text_run):
+def test_analysis_commands_work_on_a_text_table(text_run, monkeypatch, latent_app):
     cwd, args = text_run
+    monkeypatch.chdir(cwd)  # in this process: the commands' output, not the process, is what is tested here
     table = next((cwd / "workspace" / "latents").glob("*/*/split=test/*.parquet"))
     ids = pq.read_table(table, columns=["id"]).column("id").to_pylist()[:2]
     for command in (
@@ -64,8 +65,8 @@ def test_analysis_commands_work_on_a_text_table(text_run):
         ["probe", "--budgets", "10,all"],
         ["arithmetic", "--plus", "label = 1", "--minus", "label = 0", "--rows", "2"],
     ):
-        proc = latent_cmd(*command, *args, cwd=cwd)
-        assert proc.returncode == 0, (command, proc.stderr)
+        result = latent_app(*command, *args)
+        assert result.exit_code == 0, (command, result.stdout, result.stderr)
     analysis = next((cwd / "workspace" / "analysis").glob("interpolation-*/analysis.json"))
     assert len(json.loads(analysis.read_text())["decoded_top_words"]) == 4
 
@@ -75,33 +76,33 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def test_a_document_that_is_not_utf8_is_one_line_or_quarantined(tmp_path):
+def test_a_document_that_is_not_utf8_is_one_line_or_quarantined(tmp_path, prefect_harness, monkeypatch, latent_app):
+    """In this process: the line and the quarantine are the point (tests/test_bad_inputs.py checks that a real
+    process prints nothing else)."""
     (tmp_path / "conf").mkdir()
     for name in ("default.yaml", "text-prodlda.yaml"):
         (tmp_path / "conf" / name).write_text((ROOT / "conf" / name).read_text())
     rows = b"text,label\n" + b"".join(b'"planet orbit rocket star moon %d",1\n' % i for i in range(40))
     rows += b'"caf\xe9 latin-1 text",0\n' + b'"",0\n'
     _write(tmp_path / "docs.csv", rows)
+    monkeypatch.chdir(tmp_path)
     base = ["-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.csv", "--set", "dataset.text.label=label"]
-    line = one_line_error(latent_cmd("ingest", *base, cwd=tmp_path))
+    line = app_error_line(latent_app("ingest", *base))
     assert "docs.csv: row 40: not UTF-8" in line and "on_bad_file: skip" in line
     skip = [*base, "--set", "dataset.text.on_bad_file=skip", "--set", "dataset.text.min_df=1"]
-    assert latent_cmd("ingest", *skip, cwd=tmp_path).returncode == 0
-    proc = latent_cmd(
-        "preprocess", *base, "--set", "dataset.text.on_bad_file=skip", "--set", "dataset.text.min_df=1", cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr
+    assert latent_app("ingest", *skip).exit_code == 0
+    result = latent_app("preprocess", *base, "--set", "dataset.text.on_bad_file=skip", "--set", "dataset.text.min_df=1")
+    assert result.exit_code == 0, result.stderr
     quarantine = pq.read_table(next((tmp_path / "workspace" / "datasets").glob("*/quarantine.parquet")))
     reasons = quarantine.column("reason").to_pylist()
     assert len(reasons) == 2 and any("not UTF-8" in r for r in reasons) and any("empty" in r for r in reasons)
 
 
-def test_a_missing_text_column_names_the_file_and_the_key(tmp_path):
+def test_a_missing_text_column_names_the_file_and_the_key(tmp_path, prefect_harness, monkeypatch, latent_app):
     (tmp_path / "conf").mkdir()
     for name in ("default.yaml", "text-prodlda.yaml"):
         (tmp_path / "conf" / name).write_text((ROOT / "conf" / name).read_text())
     _write(tmp_path / "docs.jsonl", b'{"body": "planet orbit"}\n')
-    line = one_line_error(
-        latent_cmd("ingest", "-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.jsonl", cwd=tmp_path)
-    )
+    monkeypatch.chdir(tmp_path)
+    line = app_error_line(latent_app("ingest", "-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.jsonl"))
     assert "docs.jsonl: line 1 has no field 'text' (dataset.text.column)" in line

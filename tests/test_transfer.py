@@ -6,7 +6,6 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from latent.flows.pipeline import pipeline_flow
 from latent.flows.transfer import transfer_flow
 
 from latent.config import ShiftConfig
@@ -14,7 +13,6 @@ from latent.data.dataset import write_dataset_table
 from latent.errors import DataError
 from latent.transfer import frechet_distance, make_shifted_dataset, mmd_rbf, probe_accuracy, shift_images
 from latent.workspace import Workspace
-from tests.helpers import small_config
 
 pytestmark = pytest.mark.integration
 
@@ -54,28 +52,22 @@ def test_shifts_are_the_documented_transforms():
 
 
 @pytest.fixture(scope="module")
-def transfer_run(prefect_harness, tmp_path_factory):
-    cfg = small_config(
-        tmp_path_factory.mktemp("transfer") / "ws",
-        "transfer.adapt_epochs=2",
-        "transfer.label_budgets=[10, 100]",
-        "transfer.probe_repeats=1",
-    )
-    pipeline_flow(cfg.model_dump(mode="json"))
+def transfer_run(flow_run):
+    cfg, _ = flow_run  # the session's small pipeline flow run (tests/conftest.py), with 2 adaptation epochs
     return cfg, transfer_flow(cfg.model_dump(mode="json"))
 
 
 def test_transfer_flow_runs_three_approaches_in_one_parent_run(transfer_run):
     _, result = transfer_run
-    assert set(result["accuracy"]) == {"frozen", "adapted", "scratch", "raw inputs"}
-    assert all(set(s) == {"10", "100", "all"} for s in result["accuracy"].values())
-    client = mlflow.MlflowClient(result["tracking_uri"])
-    parent = client.get_run(result["transfer_run_id"])
+    assert set(result.accuracy) == {"frozen", "adapted", "scratch", "raw inputs"}
+    assert all(set(s) == {"10", "100", "all"} for s in result.accuracy.values())
+    client = mlflow.MlflowClient(result.tracking_uri)
+    parent = client.get_run(result.transfer_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["latent.kind"] == "transfer"
     for key in ("mmd_before", "mmd_after", "frechet_before", "frechet_after", "accuracy_adapted_all"):
         assert key in parent.data.metrics
     assert parent.data.metrics["mmd_before"] > 0.01  # inverted digits are a real shift for the source model
-    children = client.search_runs([result["experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    children = client.search_runs([result.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     kinds = sorted(r.info.run_name.split(" · ")[0] for r in children)  # "adapt · digits · vae_mlp"
     assert kinds.count("adapt") == 1 and kinds.count("scratch") == 1 and kinds.count("encode") == 5
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "transfer")}
@@ -86,23 +78,23 @@ def test_the_adapted_model_starts_from_the_source_weights(transfer_run):
     from latent.models.io import load_logged_model
 
     cfg, result = transfer_run
-    client = mlflow.MlflowClient(result["tracking_uri"])
-    (adapt,) = client.search_runs([result["experiment_id"]], "attributes.run_name LIKE 'adapt ·%'")
-    assert adapt.data.tags["latent.init_model_uri"] == result["source"]["model_uri"]
+    client = mlflow.MlflowClient(result.tracking_uri)
+    (adapt,) = client.search_runs([result.experiment_id], "attributes.run_name LIKE 'adapt ·%'")
+    assert adapt.data.tags["latent.init_model_uri"] == result.source.model_uri
     from latent.tracking import setup_tracking
     from latent.train import train
     from latent.transfer import source_model_config
 
     ws = Workspace.at(cfg.workspace)
     tracking = setup_tracking(cfg.tracking, ws)
-    source, model_cfg = source_model_config(result["source"]["model_uri"], tracking.uri)
+    source, model_cfg = source_model_config(result.source.model_uri, tracking.uri)
     still = train(
-        result["target_dataset"],
+        result.target_dataset,
         model_cfg,
         cfg.train.model_copy(update={"epochs": 1, "learning_rate": 1e-12}),
         ws,
         tracking,
-        init_model_uri=result["source"]["model_uri"],
+        init_model_uri=result.source.model_uri,
         run_name="still",
         champion_alias=None,
     )
@@ -110,12 +102,12 @@ def test_the_adapted_model_starts_from_the_source_weights(transfer_run):
     for name, value in source.state_dict().items():
         torch.testing.assert_close(tuned.state_dict()[name], value, rtol=0, atol=1e-6)
     frozen = train(
-        result["target_dataset"],
+        result.target_dataset,
         model_cfg,
         cfg.train.model_copy(update={"epochs": 1}),
         ws,
         tracking,
-        init_model_uri=result["source"]["model_uri"],
+        init_model_uri=result.source.model_uri,
         freeze_encoder_layers=1,
         run_name="frozen1",
         champion_alias=None,
@@ -139,6 +131,6 @@ def test_a_target_of_another_shape_is_refused_naming_both_shapes(transfer_run, t
 def test_shifted_dataset_keeps_labels_and_image_shape(transfer_run):
     cfg, result = transfer_run
     ws = Workspace.at(cfg.workspace)
-    target = make_shifted_dataset(result["source"]["dataset_path"], ShiftConfig(kind="invert"), ws)
-    assert str(target.path) == result["target_dataset"]
+    target = make_shifted_dataset(result.source.dataset_path, ShiftConfig(kind="invert"), ws)
+    assert str(target.path) == result.target_dataset
     assert target.rows == 1797 and target.shape == {"channels": 1, "height": 8, "width": 8}
