@@ -553,6 +553,12 @@ def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = Fals
         )
         out.print(f"  dataset  {row['dataset_version']}  (content {row['dataset_content_hash'][:16]})", highlight=False)
         out.print(f"  path     {row['table_path']}", highlight=False, soft_wrap=True)
+        if row["parent_table"]:  # a snapshot of a growing source
+            out.print(
+                f"  snapshot +{row['rows_added']} -{row['rows_deleted']} rows since {row['parent_table']}",
+                highlight=False,
+                soft_wrap=True,
+            )
     out.print('all columns: latent query "SELECT * FROM catalog"', highlight=False)
 
 

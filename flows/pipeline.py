@@ -10,12 +10,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from latent.tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
+from latent.tasks.stages import (
+    append_task,
+    configured,
+    encode_task,
+    ingest_task,
+    preprocess_task,
+    report_task,
+    train_task,
+)
 from prefect import flow
 from prefect.runtime import flow_run
 
 import latent
 from latent import lineage
+from latent.analysis.drift import should_retrain
 from latent.config import Config, load_config
 from latent.errors import ConfigError
 from latent.tracking import (
@@ -102,12 +111,13 @@ def pipeline_flow(
     with parent_run(base, name, run_tags, params, cfg.to_yaml(), nested_tags) as run:
         parent, tracking = run.run_id, run.tracking
 
-        def run_stage(stage: str, fn, *args, **kwargs) -> dict[str, Any]:
+        def run_stage(stage: str, fn, *args, key: str | None = None, **kwargs) -> dict[str, Any]:
             t0 = time.perf_counter()
             out = configured(fn, cfg)(*args, force=force, **kwargs)
-            durations[stage] = time.perf_counter() - t0
-            run.metrics[f"duration_{stage}_s"] = durations[stage]  # logged on failure too
-            results[stage] = out
+            key = key or stage
+            durations[key] = time.perf_counter() - t0
+            run.metrics[f"duration_{key}_s"] = durations[key]  # logged on failure too
+            results[key] = out
             return out
 
         dataset_path: str | None = None
@@ -127,7 +137,23 @@ def pipeline_flow(
             dataset_path = lineage.dataset_for(cfg, workspace)
 
         source_run_id = None
-        if "train" in wanted:
+        # only the data grew (the dataset is a snapshot made from the published table's): append the new rows
+        # with the table's model, measure their drift, then let the retrain policy decide
+        growth = None
+        if {"train", "encode"} <= set(wanted) and not force:
+            growth = lineage.growth_of(cfg, workspace, dataset_path)
+        retrain = True
+        if growth is not None:
+            appended = run_stage("encode", append_task, cfg, workspace, tracking, dataset_path, growth, key="append")
+            if appended["drift"] is not None:
+                set_run_tags(base, parent, {tag("drift"): str(appended["drift"]["drifted"]).lower()})
+            retrain = should_retrain(cfg.train.retrain, appended["drift"])
+            if not retrain:
+                model_uri, model_version, source_run_id = growth.model_uri, growth.model_version, growth.train_run_id
+                table_path = appended["table_path"]
+                results["encode"] = {**results.pop("append"), "retrained": False}
+                durations["encode"] = durations.pop("append")
+        if "train" in wanted and retrain:
             out = run_stage("train", train_task, cfg, workspace, tracking, dataset_path, resume=resume)
             model_uri, model_version, source_run_id = out["model_uri"], out["model_version"], out["run_id"]
         elif "encode" in wanted:
@@ -136,11 +162,14 @@ def pipeline_flow(
             else:
                 model_version = lineage.model_version_of(tracking, model_uri)
 
-        if "encode" in wanted:
+        if "encode" in wanted and retrain:
             out = run_stage(
                 "encode", encode_task, cfg, workspace, tracking, dataset_path, model_uri, model_version, source_run_id
             )
             table_path = out["table_path"]
+            out["retrained"] = "train" in results and not results["train"]["reused"]
+            if growth is not None:  # the facts of the growth, measured by the append
+                out.update({k: results["append"][k] for k in ("rows_added", "rows_deleted", "drift")})
         elif "report" in wanted and table_path is None:
             table_path, model_uri = lineage.table_for(tracking, dataset_path)
 

@@ -17,8 +17,9 @@ from prefect.tasks import exponential_backoff
 
 from latent.config import Config
 from latent.data import ingest, preprocess
-from latent.encode import encode
+from latent.encode import append, encode
 from latent.errors import LatentError
+from latent.lineage import Growth, publish_series
 from latent.report import build_report
 from latent.tracking import Tracking
 from latent.train import train
@@ -105,7 +106,7 @@ def encode_task(
     source_run_id: str | None,
     force: bool = False,
 ) -> dict[str, Any]:
-    return _timed(
+    out = _timed(
         encode,
         dataset_path,
         model_uri,
@@ -117,6 +118,36 @@ def encode_task(
         replace=force,
         dask_cfg=cfg.dask,
     )
+    return _published(cfg, workspace, out)
+
+
+def _published(cfg: Config, workspace: Workspace, out: dict[str, Any]) -> dict[str, Any]:
+    """The table becomes its series' published path (`tables/<dataset>-<model>/`)."""
+    return {**out, "published_path": publish_series(cfg, workspace, out["table_path"])}
+
+
+@task(name="encode", **_COMMON)
+def append_task(
+    cfg: Config,
+    workspace: Workspace,
+    tracking: Tracking,
+    dataset_path: str,
+    growth: Growth,
+    force: bool = False,
+) -> dict[str, Any]:
+    out = _timed(
+        append,
+        dataset_path,
+        growth.previous_table,
+        growth.model_uri,
+        growth.model_version,
+        cfg.encode,
+        cfg.train,
+        workspace,
+        tracking,
+        growth.train_run_id,
+    )
+    return _published(cfg, workspace, out)
 
 
 @task(name="report", **_COMMON)
