@@ -143,7 +143,14 @@ def pipeline_flow(
         if {"train", "encode"} <= set(wanted) and not force:
             growth = lineage.growth_of(cfg, workspace, dataset_path)
         retrain = True
-        if growth is not None:
+        if growth is not None and growth.up_to_date:  # the published table holds this snapshot: reuse it
+            model_uri, model_version, source_run_id = growth.model_uri, growth.model_version, growth.train_run_id
+            table_path, retrain = growth.previous_table, False
+            results["encode"] = {"table_path": table_path, "reused": True, "rows_added": 0, "rows_deleted": 0}
+            results["encode"].update(drift=None, retrained=False, work_seconds=0.0)
+            results["encode"]["published_path"] = lineage.publish_series(cfg, workspace, table_path)
+            durations["encode"] = 0.0
+        elif growth is not None:
             appended = run_stage("encode", append_task, cfg, workspace, tracking, dataset_path, growth, key="append")
             if appended["drift"] is not None:
                 set_run_tags(base, parent, {tag("drift"): str(appended["drift"]["drifted"]).lower()})

@@ -112,16 +112,29 @@ class Growth:
     train_run_id: str | None
     rows_added: int
     rows_deleted: int
+    up_to_date: bool = False  # the published table already holds this dataset snapshot: nothing to do
 
 
 def growth_of(cfg: Config, workspace: Workspace, dataset_path: str) -> Growth | None:
     """Growth when the dataset table is a snapshot made from the one the series' published table holds, under
-    the same config; None otherwise (a first run, an unchanged source, or a changed config: train as usual)."""
+    the same config (`up_to_date` when the published table holds this snapshot already); None otherwise (a first
+    run, an unchanged source built whole, or a changed config: train as usual)."""
     published = read_series(workspace, series_name(cfg))
     if not published or published.get("key") != series_key(cfg) or not is_latent_table(published["table"]):
         return None
     manifest = read_manifest(dataset_path)
     increment = read_increment(dataset_path)
+    if manifest.dataset_version == published["dataset_version"] and manifest.parent is not None:
+        # a rerun after an appended snapshot: its table is published (training on it would be a retrain)
+        return Growth(
+            published["table"],
+            published["model_uri"],
+            published["model_version"],
+            published.get("train_run_id"),
+            0,
+            0,
+            up_to_date=True,
+        )
     if manifest.parent is None or increment is None or manifest.parent != published["dataset_version"]:
         return None
     return Growth(

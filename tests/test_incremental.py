@@ -93,6 +93,7 @@ def npz_series(prefect_harness, tmp_path_factory):
     runs["grown"] = run(cfg)
     runs["grown_rows"] = read_z(runs["grown"]["stages"]["encode"]["published_path"])
     runs["grown_duckdb"] = count_ids(runs["grown"]["stages"]["encode"]["published_path"])
+    runs["rerun"] = run(cfg)  # nothing changed since
     (root / "src" / "a.npz").unlink()
     runs["deleted"] = run(cfg)
     runs["deleted_rows"] = read_z(runs["deleted"]["stages"]["encode"]["published_path"])
@@ -128,6 +129,15 @@ def test_rows_of_a_new_file_are_appended_and_old_rows_are_untouched(npz_series):
         200,
         first["encode"]["table_path"],
     ]
+
+
+@pytest.mark.integration
+def test_a_rerun_on_unchanged_data_reuses_the_appended_snapshot(npz_series):
+    _, runs = npz_series
+    rerun = runs["rerun"]["stages"]
+    assert "train" not in rerun and rerun["encode"]["reused"]
+    assert rerun["encode"]["table_path"] == runs["grown"]["stages"]["encode"]["table_path"]
+    assert rerun["encode"]["rows_added"] == 0 and rerun["preprocess"]["reused"]
 
 
 @pytest.mark.integration
