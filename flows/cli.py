@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import signal
@@ -538,6 +539,10 @@ def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = Fals
     published = list_tables(workspace)
     catalog = catalog_records(published)
     views = {str(t.path): name for name, t in view_names(published).items()}
+    series = {}  # table -> the published path showing it (`tables/<dataset>-<model>/`)
+    for record in sorted((workspace.root / "tables").glob("*/_series.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            series[json.loads(record.read_text())["table"]] = str(record.parent)
     if not catalog:
         out.print("no latent tables yet; run `latent run`")
         return
@@ -559,6 +564,8 @@ def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = Fals
                 highlight=False,
                 soft_wrap=True,
             )
+        if row["table_path"] in series:
+            out.print(f"  published as {series[row['table_path']]}", highlight=False, soft_wrap=True)
     out.print('all columns: latent query "SELECT * FROM catalog"', highlight=False)
 
 

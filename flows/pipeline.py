@@ -171,7 +171,16 @@ def pipeline_flow(
 
         if "encode" in wanted and retrain:
             out = run_stage(
-                "encode", encode_task, cfg, workspace, tracking, dataset_path, model_uri, model_version, source_run_id
+                "encode",
+                encode_task,
+                cfg,
+                workspace,
+                tracking,
+                dataset_path,
+                model_uri,
+                model_version,
+                source_run_id,
+                publish=True,
             )
             table_path = out["table_path"]
             out["retrained"] = "train" in results and not results["train"]["reused"]

@@ -49,7 +49,7 @@ from latent.tables import (
     write_table_info,
 )
 from latent.tracking import Tracking, link_table_to_run, log_table_input, stage_run, tag
-from latent.workspace import Workspace
+from latent.workspace import Workspace, link_or_copy
 
 logger = logging.getLogger(__name__)
 
@@ -462,8 +462,7 @@ def append(
             for n, file in enumerate(table_files(previous.path)):
                 (staging / file.parent.name).mkdir(exist_ok=True)
                 split = file.parent.name.removeprefix("split=")
-                hit = len(deleted) and pc.any(pc.is_in(pq.read_table(file, columns=["id"]).column("id"), deleted))
-                if hit and hit.as_py():
+                if len(deleted) and pc.any(pc.is_in(pq.read_table(file, columns=["id"]).column("id"), deleted)).as_py():
                     table = pq.read_table(file)
                     table = table.filter(pc.invert(pc.is_in(table.column("id"), deleted)))
                     if table.num_rows:
@@ -472,8 +471,6 @@ def append(
                         )
                     counts[split] = counts.get(split, 0) + table.num_rows
                 else:
-                    from latent.workspace import link_or_copy
-
                     link_or_copy(file, staging / file.parent.name / file.name)
                     counts[split] = counts.get(split, 0) + pq.read_metadata(file).num_rows
             new_files = [info.path / name for name in increment["new_shards"]]

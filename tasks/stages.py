@@ -105,7 +105,9 @@ def encode_task(
     model_version: str,
     source_run_id: str | None,
     force: bool = False,
+    publish: bool = False,
 ) -> dict[str, Any]:
+    """publish: the table becomes the series' published path (the pipeline's encodings, not the transfer study's)."""
     out = _timed(
         encode,
         dataset_path,
@@ -118,7 +120,7 @@ def encode_task(
         replace=force,
         dask_cfg=cfg.dask,
     )
-    return _published(cfg, workspace, out)
+    return _published(cfg, workspace, out) if publish else out
 
 
 def _published(cfg: Config, workspace: Workspace, out: dict[str, Any]) -> dict[str, Any]:
