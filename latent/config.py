@@ -235,15 +235,13 @@ class TrainConfig(StrictModel):
     # model; always, or drift over a threshold: train a new model on the whole snapshot and re-encode every row
     retrain: Literal["on_drift", "always", "never"] = "on_drift"
     # drift: MMD² (RBF kernel, median bandwidth) of the new rows' z_mean against the training rows' above this
-    drift_mmd2: float = Field(default=0.05, ge=0.0)
+    drift_mmd: float = Field(default=0.05, ge=0.0)
     # drift: the new rows' mean reconstruction error over the training rows' above this
     drift_recon_ratio: float = Field(default=1.5, gt=0.0)
     drift_max_rows: int = Field(default=1000, ge=10)  # drift: rows sampled from each side for the MMD²
 
     # fields that decide what a run does when data grows, not what a trained model is (left out of its identity)
-    POLICY_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"retrain", "drift_mmd2", "drift_recon_ratio", "drift_max_rows"}
-    )
+    POLICY_FIELDS: ClassVar[frozenset[str]] = frozenset({"retrain", "drift_mmd", "drift_recon_ratio", "drift_max_rows"})
 
 
 class EncodeConfig(StrictModel):

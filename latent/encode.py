@@ -391,7 +391,7 @@ def _drift(staging: Path, prefix: str, reference: Path, policy) -> dict | None:
         new["recon_error"],
         train["z_mean"],
         train["recon_error"],
-        policy.drift_mmd2,
+        policy.drift_mmd,
         policy.drift_recon_ratio,
         policy.drift_max_rows,
     )

@@ -169,7 +169,7 @@ def test_a_shifted_batch_is_tagged_as_drift_and_retrains_under_on_drift(npz_seri
     client = mlflow.MlflowClient(inverted["tracking_uri"])
     assert client.get_run(inverted["pipeline_run_id"]).data.tags["latent.drift"] == "true"
     appended = client.get_run(inverted["stages"]["append"]["run_id"])
-    assert appended.data.tags["latent.drift"] == "true" and appended.data.metrics["drift_mmd2"] > cfg.train.drift_mmd2
+    assert appended.data.tags["latent.drift"] == "true" and appended.data.metrics["drift_mmd2"] > cfg.train.drift_mmd
     grown = client.get_run(runs["grown"]["stages"]["encode"]["run_id"])
     assert grown.data.tags["latent.drift"] == "false" and "drift_recon_ratio" in grown.data.metrics
 
