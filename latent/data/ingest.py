@@ -2,7 +2,7 @@
 
 Incremental sources (image folders, npz and tabular globs: those whose `Source.units` lists files) record every
 file's size and modification time in the plan (`info.files`). When such a source changes, ingest compares it with
-the last plan of the same source config (`raw/heads/<key>.json` points at it) instead of planning it afresh: the
+the last plan of the same source config (`heads/source-<key>.json` points at it) instead of planning it afresh: the
 partitions of the old plan whose files are unchanged are kept as they were (an image-folder partition that lost
 some files keeps the rest), and the new and changed files become new partitions, after them. The plan's
 `info.increment` says which: `carried` ([index in the parent plan, files left out]), `dropped` (parent partitions
@@ -42,9 +42,9 @@ def plan_path(workspace: Workspace, fingerprint: str, shard_rows: int) -> Path:
 
 
 def head_path(workspace: Workspace, dataset: DatasetConfig, shard_rows: int) -> Path:
-    """`raw/heads/<key>.json`: the last plan of this source config (same path, options and shard size)."""
+    """`heads/source-<key>.json`: the last plan of this source config (same path, options and shard size)."""
     key = stable_hash({"dataset": dataset.model_dump(mode="json"), "shard_rows": shard_rows})
-    return workspace.root / "raw" / "heads" / f"{key}.json"
+    return workspace.root / "heads" / f"source-{key}.json"
 
 
 def _write_head(workspace: Workspace, dataset: DatasetConfig, shard_rows: int, plan_file: Path, fp: str) -> None:
