@@ -2,7 +2,7 @@
 
 Incremental sources (image folders, npz and tabular globs: those whose `Source.units` lists files) record every
 file's size and modification time in the plan (`info.files`). When such a source changes, ingest compares it with
-the last plan of the same source config (`heads/source-<key>.json` points at it) instead of planning it afresh: the
+the last plan of the same source config that was preprocessed (`heads/source-<key>.json` points at it) instead of planning it afresh: the
 partitions of the old plan whose files are unchanged are kept as they were (an image-folder partition that lost
 some files keeps the rest), and the new and changed files become new partitions, after them. The plan's
 `info.increment` says which: `carried` ([index in the parent plan, files left out]), `dropped` (parent partitions
@@ -47,9 +47,14 @@ def head_path(workspace: Workspace, dataset: DatasetConfig, shard_rows: int) -> 
     return workspace.root / "heads" / f"source-{key}.json"
 
 
-def _write_head(workspace: Workspace, dataset: DatasetConfig, shard_rows: int, plan_file: Path, fp: str) -> None:
-    head = head_path(workspace, dataset, shard_rows)
-    text = json.dumps({"plan": str(plan_file), "fingerprint": fp})
+def record_head(workspace: Workspace, plan_file: str | Path, shard_rows: int) -> None:
+    """Make the plan the last one of its source config: preprocessing calls this once the plan's dataset table is
+    published, so that the next ingest of a grown source is planned against a plan whose table exists."""
+    plan = json.loads(Path(plan_file).read_text())
+    if "files" not in plan.get("info", {}):  # not an incremental source
+        return
+    head = head_path(workspace, DatasetConfig.model_validate(plan["dataset"]), shard_rows)
+    text = json.dumps({"plan": str(plan_file), "fingerprint": plan["fingerprint"]})
     if not head.is_file() or head.read_text() != text:
         atomic_write_text(head, text)
 
@@ -126,7 +131,6 @@ def ingest(
     final = workspace.raw_dir(fingerprint)
     plan_file = plan_path(workspace, fingerprint, shard_rows)
     if plan_file.is_file() and not force:
-        _write_head(workspace, dataset, shard_rows, plan_file, fingerprint)
         return IngestResult(str(plan_file), fingerprint, int(json.loads(plan_file.read_text())["rows"] or 0), True)
     units = source.units()
     parent = _previous_plan(workspace, dataset, shard_rows) if incremental and units is not None and not force else None
@@ -134,7 +138,6 @@ def ingest(
         with publish_dir(final, replace=True) as staging:
             plan = _increment(source, staging, shard_rows, parent, units)
             atomic_write_text(staging / plan_file.name, plan_to_json(plan, dataset, fingerprint))
-        _write_head(workspace, dataset, shard_rows, plan_file, fingerprint)
         return IngestResult(str(plan_file), fingerprint, int(plan.rows or 0), reused=False)
     if final.is_dir() and not force:
         # The source's content is ingested already (same fingerprint) with another shard size: add this size's plan
@@ -145,13 +148,11 @@ def ingest(
             if units is not None:
                 plan.info["files"] = units
             atomic_write_text(plan_file, plan_to_json(plan, dataset, fingerprint))
-        _write_head(workspace, dataset, shard_rows, plan_file, fingerprint)
         return IngestResult(str(plan_file), fingerprint, int(plan.rows or 0), reused=False)
     with publish_dir(final, replace=True) as staging:
         plan = source.plan(staging, shard_rows)
         if units is not None:
             plan.info["files"] = units  # what the next plan of this source is compared with
         atomic_write_text(staging / plan_file.name, plan_to_json(plan, dataset, fingerprint))
-    _write_head(workspace, dataset, shard_rows, plan_file, fingerprint)
     logger.info("ingested %s: %s rows planned in %s", dataset.source, plan.rows, plan_file)
     return IngestResult(str(plan_file), fingerprint, int(plan.rows or 0), reused=False)

@@ -49,6 +49,7 @@ from latent.data.dataset import (
     write_stats,
     write_vocabulary,
 )
+from latent.data.ingest import record_head
 from latent.data.sources import Plan, Source, source_from_plan
 from latent.errors import DataError
 from latent.parallel import dask_client
@@ -167,6 +168,8 @@ def preprocess(
     if is_dataset_table(final) and not force:
         existing = read_manifest(final)
         increment = read_increment(final) or {}
+        if existing.plan and Path(existing.plan).is_file():
+            record_head(workspace, existing.plan, cfg.shard_rows)
         return PreprocessResult(
             str(final),
             version,
@@ -196,9 +199,11 @@ def preprocess(
     if increment and not force:
         parent_dir = workspace.dataset_dir(dataset_version(increment["parent_fingerprint"], cfg))
         if is_dataset_table(parent_dir):
-            return _preprocess_increment(
+            result = _preprocess_increment(
                 plan_file, fingerprint, source, plan, parent_dir, version, final, cfg, dask_cfg
             )
+            record_head(workspace, plan_file, cfg.shard_rows)
+            return result
     channels, height, width = plan.geometry
     meta = shard_metadata(version, plan.geometry)
 
@@ -267,6 +272,7 @@ def preprocess(
         write_stats(staging, {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values})
         manifest.write(staging)
     logger.info("dataset %s: %d rows published in %s (%d files skipped)", version, n_rows, final, len(skipped))
+    record_head(workspace, plan_file, cfg.shard_rows)
     return PreprocessResult(
         str(final),
         version,
