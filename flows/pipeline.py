@@ -163,7 +163,7 @@ def pipeline_flow(
         if "train" in wanted and retrain:
             out = run_stage("train", train_task, cfg, workspace, tracking, dataset_path, resume=resume)
             model_uri, model_version, source_run_id = out["model_uri"], out["model_version"], out["run_id"]
-        elif "encode" in wanted:
+        elif "encode" in wanted and retrain:
             if model_uri is None:
                 model_uri, model_version, source_run_id = lineage.model_for(tracking, dataset_path)
             else:
