@@ -283,3 +283,41 @@ def test_sigkill_during_an_append_leaves_the_previous_snapshot_whole(prefect_har
     rows = read_z(again["published_path"])
     assert len(rows) == 1000 + 14376 and rows.index.is_unique
     assert again["rows_added"] == 14376 and not list(snapshot_dir.glob(".tmp-*"))
+
+
+# ---- a glob of CSV files grows: rows of the new file only, the scaler of the first snapshot kept -----------------
+
+
+@pytest.mark.integration
+def test_a_csv_glob_grows_by_a_file_and_keeps_the_first_snapshots_scaler(tmp_path):
+    from latent.data import ingest, preprocess
+    from latent.data.dataset import load_dataset_arrays, read_dataset_info, read_increment
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "src").mkdir()
+
+    def write(name: str, n: int, shift: float) -> None:
+        frame = pd.DataFrame(rng.normal(shift, 1.0, size=(n, 3)), columns=["a", "b", "c"])
+        frame.assign(label=rng.integers(0, 2, n)).to_csv(tmp_path / "src" / name, index=False)
+
+    write("day1.csv", 300, 0.0)
+    cfg = small_config(
+        tmp_path / "ws", "dataset.source=tabular", f"dataset.path={tmp_path}/src/*.csv", "dataset.tabular.label=label"
+    )
+    ws = Workspace.at(cfg.workspace)
+
+    def snapshot():
+        ing = ingest(cfg.dataset, ws, shard_rows=cfg.preprocess.shard_rows)
+        return preprocess(ing.raw_path, ing.fingerprint, cfg.preprocess, cfg.dask, ws)
+
+    first = snapshot()
+    write("day2.csv", 40, 5.0)  # rows from elsewhere: a scaler refitted on them would move every old row
+    second = snapshot()
+    assert (second.parent, second.rows_added, second.rows_deleted, second.n_rows) == (first.dataset_version, 40, 0, 340)
+    assert read_dataset_info(second.dataset_path).transform == read_dataset_info(first.dataset_path).transform
+    ids, x, _ = load_dataset_arrays(second.dataset_path)
+    old_ids, old_x, _ = load_dataset_arrays(first.dataset_path)
+    index = {i: k for k, i in enumerate(ids)}
+    assert len(index) == 340 and np.array_equal(x[[index[i] for i in old_ids]], old_x)
+    assert [s.startswith("day2-") for s in ids].count(True) == 40
+    assert read_increment(second.dataset_path)["new_shards"] and snapshot().reused
