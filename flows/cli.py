@@ -390,11 +390,12 @@ def neighbors(
 def tables(config: ConfigOpt = None, set_: SetOpt = None, debug: DebugOpt = False) -> None:
     """The catalog: every latent table in the workspace with its provenance, newest first."""
     from latent.query import view_names
-    from latent.tables import catalog_records, list_tables
+    from latent.tables import catalog_records, list_tables, published_tables
 
     workspace = _workspace(config, set_)
     published = list_tables(workspace)
-    display.catalog(catalog_records(published), {str(t.path): name for name, t in view_names(published).items()})
+    views = {str(t.path): name for name, t in view_names(published).items()}
+    display.catalog(catalog_records(published), views, published_tables(workspace))
 
 
 TableOpt = Annotated[

@@ -169,8 +169,9 @@ def rows(result: Any, title: str, limit: int) -> None:
         out.print(f"{result.num_rows} rows; showing the first {limit} (use --limit or --out for all)")
 
 
-def catalog(records: list[dict[str, Any]], views: dict[str, str]) -> None:
-    """Every latent table, newest first: its view name, size, model, dataset and path."""
+def catalog(records: list[dict[str, Any]], views: dict[str, str], published: dict[str, str]) -> None:
+    """Every latent table, newest first: its view name, size, model, dataset, path, the snapshot it grew from and
+    the published path showing it."""
     if not records:
         out.print("no latent tables yet; run `latent run`")
         return
@@ -186,6 +187,14 @@ def catalog(records: list[dict[str, Any]], views: dict[str, str]) -> None:
         )
         out.print(f"  dataset  {row['dataset_version']}  (content {row['dataset_content_hash'][:16]})", highlight=False)
         out.print(f"  path     {row['table_path']}", highlight=False, soft_wrap=True)
+        if row.get("parent_table"):  # a snapshot of a growing source
+            out.print(
+                f"  snapshot +{row['rows_added']} -{row['rows_deleted']} rows since {row['parent_table']}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if row["table_path"] in published:
+            out.print(f"  published as {published[row['table_path']]}", highlight=False, soft_wrap=True)
     out.print('all columns: latent query "SELECT * FROM catalog"', highlight=False)
 
 

@@ -7,21 +7,30 @@ Stages hand each other paths and URIs only; a stage run alone finds its inputs t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from latent.flows.summary import publish_run_summary
-from latent.tasks.stages import configured, encode_task, ingest_task, preprocess_task, report_task, train_task
+from latent.tasks.stages import (
+    append_task,
+    configured,
+    encode_task,
+    ingest_task,
+    preprocess_task,
+    report_task,
+    train_task,
+)
 from prefect import flow
 from prefect.runtime import flow_run
 
 import latent
 from latent import lineage
+from latent.analysis.drift import should_retrain
 from latent.config import Config, load_config
 from latent.data.ingest import IngestResult
 from latent.data.preprocess import PreprocessResult
-from latent.encode import EncodeResult
+from latent.encode import EncodeResult, reused_table_result
 from latent.errors import ConfigError
 from latent.report import ReportResult
 from latent.tracking import (
@@ -154,12 +163,13 @@ def pipeline_flow(
     with parent_run(base, name, run_tags, params, cfg.to_yaml(), nested_tags) as run:
         parent, tracking = run.run_id, run.tracking
 
-        def run_stage(stage: str, fn, *args, **kwargs) -> Any:
+        def run_stage(stage: str, fn, *args, key: str | None = None, **kwargs) -> Any:
             t0 = time.perf_counter()
             timed = configured(fn, cfg)(*args, force=force, **kwargs)
-            durations[stage] = time.perf_counter() - t0
-            run.metrics[f"duration_{stage}_s"] = durations[stage]  # logged on failure too
-            results[stage], work[stage] = timed.result, timed.work_seconds
+            key = key or stage
+            durations[key] = time.perf_counter() - t0
+            run.metrics[f"duration_{key}_s"] = durations[key]  # logged on failure too
+            results[key], work[key] = timed.result, timed.work_seconds
             return timed.result
 
         dataset_path: str | None = None
@@ -179,19 +189,54 @@ def pipeline_flow(
             dataset_path = lineage.dataset_for(cfg, workspace)
 
         source_run_id = None
-        if "train" in wanted:
+        # only the data grew (the dataset is a snapshot made from the published table's): append the new rows
+        # with the table's model, measure their drift, then let the retrain policy decide
+        growth = None
+        if {"train", "encode"} <= set(wanted) and not force:
+            growth = lineage.growth_of(cfg, workspace, dataset_path)
+        retrain = True
+        appended: EncodeResult | None = None
+        if growth is not None and growth.up_to_date:  # the published table holds this snapshot: reuse it
+            model_uri, model_version, source_run_id = growth.model_uri, growth.model_version, growth.train_run_id
+            table_path, retrain = growth.previous_table, False
+            results["encode"] = reused_table_result(table_path, lineage.publish_series(cfg, workspace, table_path))
+            durations["encode"], work["encode"] = 0.0, 0.0
+        elif growth is not None:
+            appended = run_stage("encode", append_task, cfg, workspace, tracking, dataset_path, growth, key="append")
+            if appended.drift is not None:
+                set_run_tags(base, parent, {tag("drift"): str(appended.drift["drifted"]).lower()})
+            retrain = should_retrain(cfg.train.retrain, appended.drift)
+            if not retrain:
+                model_uri, model_version, source_run_id = growth.model_uri, growth.model_version, growth.train_run_id
+                table_path = appended.table_path
+                results["encode"] = replace(results.pop("append"), retrained=False)
+                durations["encode"], work["encode"] = durations.pop("append"), work.pop("append")
+        if "train" in wanted and retrain:
             trained: TrainResult = run_stage("train", train_task, cfg, workspace, tracking, dataset_path, resume=resume)
             model_uri, model_version, source_run_id = trained.model_uri, trained.model_version, trained.run_id
-        elif "encode" in wanted:
+        elif "encode" in wanted and retrain:
             if model_uri is None:
                 model_uri, model_version, source_run_id = lineage.model_for(tracking, dataset_path)
             else:
                 model_version = lineage.model_version_of(tracking, model_uri)
 
-        if "encode" in wanted:
+        if "encode" in wanted and retrain:
             encoded: EncodeResult = run_stage(
-                "encode", encode_task, cfg, workspace, tracking, dataset_path, model_uri, model_version, source_run_id
+                "encode",
+                encode_task,
+                cfg,
+                workspace,
+                tracking,
+                dataset_path,
+                model_uri,
+                model_version,
+                source_run_id,
+                publish=True,
             )
+            facts: dict[str, Any] = {"retrained": "train" in results and not results["train"].reused}
+            if appended is not None:  # the facts of the growth, measured by the append
+                facts.update(rows_added=appended.rows_added, rows_deleted=appended.rows_deleted, drift=appended.drift)
+            results["encode"] = encoded = replace(encoded, **facts)
             table_path = encoded.table_path
         elif "report" in wanted and table_path is None:
             table_path, model_uri = lineage.table_for(tracking, dataset_path)

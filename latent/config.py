@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -229,6 +229,17 @@ class TrainConfig(StrictModel):
         return value
 
     devices: int = Field(default=1, gt=0)  # processes on this machine (DDP): one per GPU, or gloo processes on CPU
+    # when only the data grew (same config): never / on_drift without drift: encode the new rows with the existing
+    # model; always, or drift over a threshold: train a new model on the whole snapshot and re-encode every row
+    retrain: Literal["on_drift", "always", "never"] = "on_drift"
+    # drift: MMD² (RBF kernel, median bandwidth) of the new rows' z_mean against the training rows' above this
+    drift_mmd: float = Field(default=0.05, ge=0.0)
+    # drift: the new rows' mean reconstruction error over the training rows' above this
+    drift_recon_ratio: float = Field(default=1.5, gt=0.0)
+    drift_max_rows: int = Field(default=1000, ge=10)  # drift: rows sampled from each side for the MMD²
+
+    # fields that decide what a run does when data grows, not what a trained model is (left out of its identity)
+    POLICY_FIELDS: ClassVar[frozenset[str]] = frozenset({"retrain", "drift_mmd", "drift_recon_ratio", "drift_max_rows"})
 
 
 class EncodeConfig(StrictModel):

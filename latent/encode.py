@@ -3,6 +3,10 @@
 Locally, reading, the forward pass and writing run as a three-stage pipeline (two threads beside the caller,
 bounded queues), so memory stays flat whatever the dataset's size. With `encode.engine: dask`, each dataset shard
 is encoded on a Dask worker, which loads the model from its MLflow URI once per process.
+
+`append` makes the next snapshot of a table when the dataset grew: the old rows' files are linked, only the new
+rows are encoded (with the table's model), and the new rows are measured against the training rows for drift
+(see `latent/tables.py` for the layout, `latent/analysis/drift.py` for the figures).
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ import torch
 
 import latent
 from latent.config import DaskConfig, EncodeConfig
-from latent.data.dataset import FeatureTransform, extra_fields, iter_dataset_batches, read_dataset_info, shard_files
+from latent.data.dataset import (
+    FeatureTransform,
+    extra_fields,
+    iter_dataset_batches,
+    read_dataset_info,
+    read_increment,
+    shard_files,
+)
 from latent.errors import DataError
 from latent.models.io import load_logged_model
 from latent.progress import reporter
@@ -34,10 +45,11 @@ from latent.tables import (
     publish_latent_table,
     read_table_info,
     refresh_catalog,
+    table_files,
     write_table_info,
 )
 from latent.tracking import Tracking, link_table_to_run, log_table_input, stage_run, tag
-from latent.workspace import Workspace
+from latent.workspace import Workspace, link_or_copy
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +62,19 @@ class EncodeResult:
     run_id: str
     rows_per_second: float
     reused: bool
+    rows_added: int = 0  # rows encoded into this table (all of them for a table encoded whole; 0 when reused)
+    rows_deleted: int = 0  # rows of the previous snapshot left out of this one
+    drift: dict | None = None  # appended rows: mmd2, recon_ratio, drifted
+    retrained: bool = False  # the pipeline trained a new model in this run (set by the flow)
+    published_path: str | None = None  # the series' published path showing this table (tables/<dataset>-<model>/)
+
+
+def reused_table_result(table_path: str | Path, published_path: str | None = None) -> EncodeResult:
+    """The result of an encoding that found its table already made (no MLflow run of its own)."""
+    meta = read_table_info(table_path).info
+    return EncodeResult(
+        str(table_path), meta["rows"], meta["rows_per_split"], "", 0.0, True, published_path=published_path
+    )
 
 
 def encode_device() -> torch.device:
@@ -169,8 +194,9 @@ def _encode_files(
     extra: list[pa.Field],
     transform: FeatureTransform,
     on_batch: Callable[[int], None] | None = None,
+    prefix: str = "part",
 ) -> dict[str, int]:
-    writer = LatentTableWriter(out_dir, model.config.latent_dim, metadata, extra, part=part)
+    writer = LatentTableWriter(out_dir, model.config.latent_dim, metadata, extra, part=part, prefix=prefix)
 
     def compute(batch: pa.RecordBatch) -> tuple:
         out = encode_array(model, transform.apply(batch.column("x")))
@@ -333,6 +359,7 @@ def encode(
                     "dataset": {"version": info.version, "content_hash": info.content_hash, "path": str(info.path)},
                     "created_at": created_at,
                     "package_version": latent.__version__,
+                    "trained_table": str(final),  # the reference rows of later snapshots' drift
                 }
                 write_table_info(staging, description)
         finally:
@@ -346,4 +373,178 @@ def encode(
         if source_run_id and tracking is not None:
             link_table_to_run(tracking, source_run_id, str(final))
         logger.info("latent table %s: %d rows at %.0f rows/s", final, rows, rate)
-        return EncodeResult(str(final), rows, description["rows_per_split"], run.run_id, rate, False)
+        return EncodeResult(str(final), rows, description["rows_per_split"], run.run_id, rate, False, rows_added=rows)
+
+
+def _read_columns(files: list[Path], columns: list[str]) -> dict[str, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    from latent.data.arrow import arrow_to_vectors
+
+    parts = [pq.read_table(f, columns=columns) for f in files]
+    if not parts:
+        return {c: np.zeros((0,), np.float32) for c in columns}
+    table = pa.concat_tables(parts)
+    return {c: arrow_to_vectors(table.column(c)) if c.startswith("z_") else table.column(c).to_numpy() for c in columns}
+
+
+def _drift(staging: Path, prefix: str, reference: Path, policy) -> dict | None:
+    """Drift figures of the rows just encoded (files `<prefix>-*` in staging) against the train split of the
+    reference table (the one the model was encoded whole with)."""
+    from latent.analysis.drift import drift_figures
+
+    new = _read_columns(sorted(staging.glob(f"split=*/{prefix}-*.parquet")), ["z_mean", "recon_error"])
+    train = _read_columns(sorted((reference / "split=train").glob("*.parquet")), ["z_mean", "recon_error"])
+    return drift_figures(
+        new["z_mean"],
+        new["recon_error"],
+        train["z_mean"],
+        train["recon_error"],
+        policy.drift_mmd,
+        policy.drift_recon_ratio,
+        policy.drift_max_rows,
+    )
+
+
+def append(
+    dataset_path: str | Path,
+    previous_table: str | Path,
+    model_uri: str,
+    model_version: str,
+    cfg: EncodeConfig,
+    policy,
+    workspace: Workspace,
+    tracking: Tracking | None,
+    source_run_id: str | None = None,
+) -> EncodeResult:
+    """The dataset snapshot's latent table made from the previous snapshot's (same model): old rows' files linked,
+    files holding deleted rows rewritten without them, new rows encoded; drift of the new rows measured, logged
+    and tagged (`latent.drift`). policy: the train config (drift thresholds). Published atomically; reused if
+    complete."""
+    import pyarrow.parquet as pq
+
+    info = read_dataset_info(dataset_path)
+    increment = read_increment(info.path)
+    previous = read_table_info(previous_table)
+    if increment is None or increment["parent"] != previous.info["dataset"]["version"]:
+        raise DataError(f"{info.path}: not a snapshot made from the dataset of table {previous.path}")
+    final = workspace.latent_dir(info.version, model_version)
+    stage_tags = {
+        tag("dataset_version"): info.version,
+        tag("model_uri"): model_uri,
+        tag("model_version"): model_version,
+        tag("incremental"): "true",
+    }
+    with stage_run(tracking, "encode", stage_tags) as run:
+        if is_latent_table(final):
+            meta = read_table_info(final).info
+            inc = meta.get("increment") or {}
+            run.set_tags({tag("table_path"): str(final), tag("reused"): "true"})
+            return EncodeResult(
+                str(final),
+                meta["rows"],
+                meta["rows_per_split"],
+                run.run_id,
+                0.0,
+                True,
+                rows_added=int(inc.get("rows_added", 0)),
+                rows_deleted=int(inc.get("rows_deleted", 0)),
+                drift=inc.get("drift"),
+            )
+        started = time.perf_counter()
+        model = _on_device(load_logged_model(model_uri, tracking.uri if tracking else None))
+        token = info.version[:10]
+        prefix = f"part-{token}"
+        metadata = {
+            "latent.mlflow_run_id": source_run_id or "",
+            "latent.model_uri": model_uri,
+            "latent.model_version": model_version,
+            "latent.dataset_version": info.version,
+            "latent.dataset_content_hash": info.content_hash,
+            "latent.latent_dim": str(model.config.latent_dim),
+            "latent.created_at": now_utc(),
+            "latent.package_version": latent.__version__,
+        }
+        deleted = pa.array(increment["deleted_ids"], pa.string())
+        counts: dict[str, int] = {}
+        with publish_latent_table(final) as staging:
+            for n, file in enumerate(table_files(previous.path)):
+                (staging / file.parent.name).mkdir(exist_ok=True)
+                split = file.parent.name.removeprefix("split=")
+                if len(deleted) and pc.any(pc.is_in(pq.read_table(file, columns=["id"]).column("id"), deleted)).as_py():
+                    table = pq.read_table(file)
+                    table = table.filter(pc.invert(pc.is_in(table.column("id"), deleted)))
+                    if table.num_rows:
+                        pq.write_table(
+                            table, staging / file.parent.name / f"{prefix}-d{n:05d}.parquet", compression="zstd"
+                        )
+                    counts[split] = counts.get(split, 0) + table.num_rows
+                else:
+                    link_or_copy(file, staging / file.parent.name / file.name)
+                    counts[split] = counts.get(split, 0) + pq.read_metadata(file).num_rows
+            new_files = [info.path / name for name in increment["new_shards"]]
+            added = (
+                _encode_files(
+                    model,
+                    new_files,
+                    staging,
+                    0,
+                    cfg.batch_size,
+                    metadata,
+                    extra_fields(info.path),
+                    info.transform,
+                    prefix=prefix,
+                )
+                if new_files
+                else {}
+            )
+            for split, n in added.items():
+                counts[split] = counts.get(split, 0) + n
+            rows = sum(counts.values())
+            if rows != info.rows:
+                raise DataError(f"{info.path}: the snapshot has {rows} rows but the manifest lists {info.rows}")
+            reference = Path(previous.info.get("trained_table") or previous.path)
+            if not is_latent_table(reference):  # swept: the previous snapshot holds the training rows too
+                reference = previous.path
+            drift = _drift(staging, prefix, reference, policy)
+            rows_added, rows_deleted = sum(added.values()), int(increment["rows_deleted"])
+            description = {
+                **{k: v for k, v in previous.info.items() if k != "schema_version"},
+                "rows": rows,
+                "rows_per_split": dict(sorted(counts.items())),
+                "encode_run_id": run.run_id if run.enabled else None,
+                "dataset": {"version": info.version, "content_hash": info.content_hash, "path": str(info.path)},
+                "created_at": metadata["latent.created_at"],
+                "package_version": latent.__version__,
+                "trained_table": str(reference),
+                "increment": {
+                    "parent_table": str(previous.path),
+                    "rows_added": rows_added,
+                    "rows_deleted": rows_deleted,
+                    "drift": drift,
+                },
+            }
+            write_table_info(staging, description)
+        refresh_catalog(workspace)
+        elapsed = time.perf_counter() - started
+        run.log_metrics({"rows": rows, "rows_added": rows_added, "rows_deleted": rows_deleted})
+        tags = {tag("table_path"): str(final), tag("reused"): "false"}
+        if drift is not None:
+            run.log_metrics({"drift_mmd2": drift["mmd2"], "drift_recon_ratio": drift["recon_ratio"]})
+            tags[tag("drift")] = str(drift["drifted"]).lower()
+        run.set_tags(tags)
+        logger.info(
+            "latent table %s: +%d -%d rows appended in %.2fs; drift %s", final, rows_added, rows_deleted, elapsed, drift
+        )
+        rate = rows_added / elapsed if elapsed > 0 else float("nan")
+        return EncodeResult(
+            str(final),
+            rows,
+            description["rows_per_split"],
+            run.run_id,
+            rate,
+            False,
+            rows_added=rows_added,
+            rows_deleted=rows_deleted,
+            drift=drift,
+        )

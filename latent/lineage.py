@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from latent.config import Config
-from latent.data.dataset import is_dataset_table
+from latent.config import Config, TrainConfig, stable_hash
+from latent.data.dataset import is_dataset_table, read_increment, read_manifest
 from latent.data.ingest import plan_path, source_fingerprint
 from latent.data.preprocess import dataset_version
 from latent.errors import DataError
-from latent.tables import read_table_info
+from latent.tables import is_latent_table, read_series, read_table_info
 from latent.tracking import Tracking, latest_stage_run, tag
 from latent.workspace import Workspace
 
@@ -101,3 +102,85 @@ def check_stage_inputs(cfg: Config, stages: list[str], force: bool) -> None:
             )
     else:
         dataset_for(cfg, workspace)
+
+
+# ---- a growing source: the series of snapshots a config makes ----------------------------------------------
+
+
+def series_name(cfg: Config) -> str:
+    """The published path's name, `tables/<dataset name>-<model name>/`."""
+    return f"{cfg.dataset.name}-{cfg.model.name}"
+
+
+def series_key(cfg: Config) -> str:
+    """Everything but the data that a series' tables depend on: source, preprocessing, model and training config
+    (not the retrain policy). A run whose key differs from the published one trains as any changed config does."""
+    return stable_hash(
+        {
+            "dataset": cfg.dataset.model_dump(mode="json"),
+            "preprocess": cfg.preprocess.model_dump(mode="json"),
+            "model": cfg.model.model_dump(mode="json"),
+            "train": cfg.train.model_dump(mode="json", exclude=set(TrainConfig.POLICY_FIELDS)),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Facts about a run whose data grew and whose config did not: the published table to append to, and the
+    model it was made with."""
+
+    previous_table: str
+    model_uri: str
+    model_version: str
+    train_run_id: str | None
+    rows_added: int
+    rows_deleted: int
+    up_to_date: bool = False  # the published table already holds this dataset snapshot: nothing to do
+
+
+def growth_of(cfg: Config, workspace: Workspace, dataset_path: str) -> Growth | None:
+    """Growth when the dataset table is a snapshot made from the one the series' published table holds, under
+    the same config (`up_to_date` when the published table holds this snapshot already); None otherwise (a first
+    run, an unchanged source built whole, or a changed config: train as usual)."""
+    published = read_series(workspace, series_name(cfg))
+    if not published or published.get("key") != series_key(cfg) or not is_latent_table(published["table"]):
+        return None
+    manifest = read_manifest(dataset_path)
+    increment = read_increment(dataset_path)
+    if manifest.dataset_version == published["dataset_version"] and manifest.parent is not None:
+        # a rerun after an appended snapshot: its table is published (training on it would be a retrain)
+        return Growth(
+            published["table"],
+            published["model_uri"],
+            published["model_version"],
+            published.get("train_run_id"),
+            0,
+            0,
+            up_to_date=True,
+        )
+    if manifest.parent is None or increment is None or manifest.parent != published["dataset_version"]:
+        return None
+    return Growth(
+        previous_table=published["table"],
+        model_uri=published["model_uri"],
+        model_version=published["model_version"],
+        train_run_id=published.get("train_run_id"),
+        rows_added=int(increment["rows_added"]),
+        rows_deleted=int(increment["rows_deleted"]),
+    )
+
+
+def publish_series(cfg: Config, workspace: Workspace, table_path: str) -> str:
+    """Make the table the series' published path (`tables/<name>/`) with the facts the next run compares with."""
+    from latent.tables import publish_series as publish
+
+    info = read_table_info(table_path).info
+    series = {
+        "key": series_key(cfg),
+        "dataset_version": info["dataset"]["version"],
+        "model_uri": info["model"]["uri"],
+        "model_version": info["model"]["version"],
+        "train_run_id": info.get("mlflow_run_id"),
+    }
+    return str(publish(workspace, series_name(cfg), table_path, series))

@@ -6,6 +6,17 @@ skip it). Columns: `id`, `label`, any ground-truth factor columns of the dataset
 fixed_size_list<float32>[k], `recon_error`. Provenance is also in each file's key-value metadata under `latent.`.
 The catalog is `catalog.parquet` at the workspace root: one row per table, rebuilt from the tables' `_table.json`
 files after every publish (under a lock), so it can always be regenerated from what is on disk.
+
+Snapshots and the published path. When a source grows, the new rows are encoded into a new table,
+`latents/<new dataset version>/<model version>/`, whose files are hard links to the previous snapshot's (old rows
+are not rewritten: their bytes are the same files) plus `part-<token>-*.parquet` files for the new rows, and, only
+where rows were deleted, rewritten copies of the files that held them. Each snapshot is a whole table in the catalog
+(with its parent, rows added and deleted), readable until it is deleted. Analysts read the series' published path,
+`tables/<dataset name>-<model name>/`: a folder of hard links to the current snapshot's files, every name prefixed
+with that snapshot's token, replaced by the next snapshot in one atomic exchange (`publish_dir`). A reader that
+opens the folder, or lists it and then opens the files, sees one snapshot whole: a name listed before an exchange
+names the same bytes after it or no file at all, never another snapshot's rows. `_series.json` in it says what it is
+(config key, table, model), and is what the next run compares itself with.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ if TYPE_CHECKING:  # imported where used: `latent tables`, `query` and `neighbor
 
 SCHEMA_VERSION = 1
 TABLE_JSON = "_table.json"
+SERIES_JSON = "_series.json"  # in a published path: the series' config key, current table and model
 CATALOG = "catalog.parquet"
 ROW_GROUP_ROWS = 65536
 BASE_COLUMNS = ("id", "label")
@@ -68,11 +80,13 @@ class LatentTableWriter:
         extra: list[pa.Field] | None = None,
         part: int = 0,
         row_group_rows: int = ROW_GROUP_ROWS,
+        prefix: str = "part",
     ) -> None:
         self.directory = directory
         self.schema = latent_schema(latent_dim, metadata, extra)
         self.extra_names = [f.name for f in extra or []]
         self.part = part
+        self.prefix = prefix
         self.row_group_rows = row_group_rows
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._pending: dict[str, list[pa.RecordBatch]] = {}
@@ -121,7 +135,7 @@ class LatentTableWriter:
             part_dir = self.directory / f"split={split}"
             part_dir.mkdir(parents=True, exist_ok=True)
             self._writers[split] = pq.ParquetWriter(
-                part_dir / f"part-{self.part:05d}.parquet",
+                part_dir / f"{self.prefix}-{self.part:05d}.parquet",
                 self.schema,
                 compression="zstd",
                 use_dictionary=self.extra_names,  # ids are unique: a dictionary would only cost time
@@ -173,6 +187,11 @@ def read_table_info(path: str | Path) -> LatentTable:
         return LatentTable(path, json.loads(meta_path.read_text()))
     except ValueError as exc:
         raise DataError(f"{meta_path}: malformed table description ({exc})") from None
+
+
+def table_files(path: Path) -> list[Path]:
+    """The data files of a published table, `split=*/*.parquet`."""
+    return _table_files(path)
 
 
 def _table_files(path: Path) -> list[Path]:
@@ -300,6 +319,9 @@ CATALOG_COLUMNS = (  # name, Arrow type; one row per table, derived from its _ta
     ("rows", "int64"),
     ("created_at", "string"),
     ("package_version", "string"),
+    ("parent_table", "string"),  # a snapshot made from another: that table
+    ("rows_added", "int64"),  # rows encoded into this snapshot (all rows of a table encoded whole)
+    ("rows_deleted", "int64"),  # rows of the parent snapshot left out
 )
 
 
@@ -347,6 +369,9 @@ def catalog_records(tables: list[LatentTable]) -> list[dict]:
                 "rows": int(i["rows"]),
                 "created_at": i.get("created_at"),
                 "package_version": i.get("package_version"),
+                "parent_table": (i.get("increment") or {}).get("parent_table"),
+                "rows_added": int((i.get("increment") or {}).get("rows_added", i["rows"])),
+                "rows_deleted": int((i.get("increment") or {}).get("rows_deleted", 0)),
             }
         )
     return rows
@@ -387,6 +412,56 @@ def read_catalog(workspace: Workspace) -> pa.Table:
     if stale:
         refresh_catalog(workspace)
     return pq.ParquetFile(path).read()  # one file: no pyarrow.dataset (and pandas) to import
+
+
+# ---- the published path of a series --------------------------------------------------------------------------
+
+
+def published_dir(workspace: Workspace, name: str) -> Path:
+    """`tables/<name>/`: where analysts read a series' current snapshot."""
+    from latent.workspace import plain_name
+
+    return workspace.root / "tables" / plain_name(name, "series name")
+
+
+def read_series(workspace: Workspace, name: str) -> dict | None:
+    """The published path's `_series.json` (key, table, dataset_version, model_uri, ...), or None."""
+    try:
+        return json.loads((published_dir(workspace, name) / SERIES_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def published_tables(workspace: Workspace) -> dict[str, str]:
+    """Each table that a series' published path shows -> that path (`tables/<dataset>-<model>/`)."""
+    shown: dict[str, str] = {}
+    for record in sorted((workspace.root / "tables").glob(f"*/{SERIES_JSON}")):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            shown[json.loads(record.read_text())["table"]] = str(record.parent)
+    return shown
+
+
+def publish_series(workspace: Workspace, name: str, table_path: str | Path, series: dict) -> Path:
+    """Make `tables/<name>/` the table at table_path (hard links, names prefixed with the table's token), in one
+    atomic exchange; unchanged if it already is."""
+    import hashlib
+
+    from latent.workspace import link_or_copy
+
+    table = Path(table_path)
+    final = published_dir(workspace, name)
+    current = read_series(workspace, name)
+    record = {**series, "table": str(table)}
+    if current == record and is_latent_table(final):
+        return final
+    token = hashlib.sha256(str(table.resolve()).encode()).hexdigest()[:10]
+    with publish_dir(final, replace=True, marker=TABLE_JSON) as staging:
+        for file in _table_files(table):
+            (staging / file.parent.name).mkdir(exist_ok=True)
+            link_or_copy(file, staging / file.parent.name / f"{token}-{file.name}")
+        atomic_write_text(staging / SERIES_JSON, json.dumps(record, indent=2))
+        link_or_copy(table / TABLE_JSON, staging / TABLE_JSON)
+    return final
 
 
 def now_utc() -> str:

@@ -201,7 +201,7 @@ def train_key(dataset_version: str, model_cfg: ModelConfig, train_cfg: TrainConf
         {
             "dataset": dataset_version,
             "model": model_cfg.model_dump(mode="json"),
-            "train": train_cfg.model_dump(mode="json"),
+            "train": train_cfg.model_dump(mode="json", exclude=set(TrainConfig.POLICY_FIELDS)),
         }
     )
 

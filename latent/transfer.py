@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latent.analysis.drift import mmd_rbf
 from latent.analysis.probes import probe_accuracy
 from latent.config import ShiftConfig
 from latent.data.dataset import (
@@ -34,29 +35,6 @@ from latent.tables import load_latent_arrays
 from latent.workspace import Workspace, atomic_write_text, publish_dir
 
 # ---- metrics: pure functions of arrays --------------------------------------------------------------------
-
-
-def mmd_rbf(a: np.ndarray, b: np.ndarray, max_points: int = 1000, seed: int = 0) -> float:
-    """Unbiased MMD² between samples a and b with an RBF kernel whose bandwidth is the median pairwise distance
-    of the pooled sample (at most max_points from each side)."""
-    rng = np.random.default_rng(seed)
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if len(a) > max_points:
-        a = a[rng.choice(len(a), max_points, replace=False)]
-    if len(b) > max_points:
-        b = b[rng.choice(len(b), max_points, replace=False)]
-    pooled = np.concatenate([a, b])
-    sq = np.sum(pooled**2, 1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * pooled @ pooled.T, 0.0)
-    upper = d2[np.triu_indices(len(pooled), 1)]
-    bandwidth2 = float(np.median(upper)) or 1.0
-    k = np.exp(-d2 / (2 * bandwidth2))
-    n, m = len(a), len(b)
-    kaa, kbb, kab = k[:n, :n], k[n:, n:], k[:n, n:]
-    return float(
-        (kaa.sum() - np.trace(kaa)) / (n * (n - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1)) - 2 * kab.mean()
-    )
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

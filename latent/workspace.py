@@ -239,6 +239,17 @@ def scratch_dir(near: Path) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Make dst the same file as src: a hard link (no bytes copied; each name keeps the file alive, so either
+    folder can be deleted without touching the other), or a copy where the file system cannot link."""
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        shutil.copy2(src, dst)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from prefect import Task, task
@@ -21,8 +21,9 @@ from latent.config import Config
 from latent.data import ingest, preprocess
 from latent.data.ingest import IngestResult
 from latent.data.preprocess import PreprocessResult
-from latent.encode import EncodeResult, encode
+from latent.encode import EncodeResult, append, encode
 from latent.errors import LatentError
+from latent.lineage import Growth, publish_series
 from latent.report import ReportResult, build_report
 from latent.tracking import Tracking
 from latent.train import TrainResult, train
@@ -119,8 +120,10 @@ def encode_task(
     model_version: str,
     source_run_id: str | None,
     force: bool = False,
+    publish: bool = False,
 ) -> Timed[EncodeResult]:
-    return timed(
+    """publish: the table becomes the series' published path (the pipeline's encodings, not the transfer study's)."""
+    out = timed(
         encode,
         dataset_path,
         model_uri,
@@ -132,6 +135,37 @@ def encode_task(
         replace=force,
         dask_cfg=cfg.dask,
     )
+    return _published(cfg, workspace, out) if publish else out
+
+
+def _published(cfg: Config, workspace: Workspace, out: Timed[EncodeResult]) -> Timed[EncodeResult]:
+    """The table becomes its series' published path (`tables/<dataset>-<model>/`)."""
+    published = publish_series(cfg, workspace, out.result.table_path)
+    return Timed(replace(out.result, published_path=published), out.work_seconds)
+
+
+@task(name="encode", **_COMMON)
+def append_task(
+    cfg: Config,
+    workspace: Workspace,
+    tracking: Tracking,
+    dataset_path: str,
+    growth: Growth,
+    force: bool = False,
+) -> Timed[EncodeResult]:
+    out = timed(
+        append,
+        dataset_path,
+        growth.previous_table,
+        growth.model_uri,
+        growth.model_version,
+        cfg.encode,
+        cfg.train,
+        workspace,
+        tracking,
+        growth.train_run_id,
+    )
+    return _published(cfg, workspace, out)
 
 
 @task(name="report", **_COMMON)

@@ -5,6 +5,16 @@ A dataset table is a folder `datasets/<version>/` of Parquet shards (`part-00000
 `label`, `x` as a fixed-size list, then any extra columns such as ground-truth factors), a `manifest.json` that a
 reader trusts (written last, so its presence marks a complete table), a `stats.json` of train-split statistics, and
 for some sources a `quarantine.parquet` of skipped files or a `vocabulary.json`.
+
+Snapshots. A dataset version names one snapshot of an append-mostly table. A snapshot made from the previous one
+(the source grew: see `latent/data/ingest.py`) is a folder like any other, whose manifest names its `parent`; its
+shards are hard links to the parent's shard files for the partitions that did not change (the same bytes on disk,
+so old rows are neither decoded nor copied again), new shards for the new partitions, and rewritten shards only
+where some rows were deleted. `increment.json` lists what changed: `rows_added`, `rows_deleted`, the new shard files
+and the ids of the deleted rows. Since every snapshot is a complete folder of its own, an old snapshot stays readable
+while newer ones are made, and deleting it (`rm -r datasets/<version>`) never touches another's rows. The read-time
+feature transform and `stats.json` of the first snapshot are carried to every snapshot made from it (see
+`FeatureTransform`).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ MANIFEST = "manifest.json"
 STATS = "stats.json"
 QUARANTINE = "quarantine.parquet"
 VOCABULARY = "vocabulary.json"
+INCREMENT = "increment.json"  # a snapshot made from a previous one: what changed (see the module's docstring)
 MOLECULES = "molecules.json"  # molecule tables: representation, fingerprint settings, SELFIES tokens
 SHARD_GLOB = "part-*.parquet"
 SPLITS = ("train", "val", "test")
@@ -89,7 +100,11 @@ def write_shard(table: pa.Table, path: str | Path) -> None:
 class FeatureTransform:
     """How stored features become model inputs: x * scale (uint8 pixels -> [0, 1]), then missing values filled
     with train-split medians, then standardised with train-split mean and std. Recorded in the manifest and
-    applied on every read, so training and encoding see identical inputs."""
+    applied on every read, so training and encoding see identical inputs.
+
+    A snapshot made incrementally keeps the transform fitted on the first snapshot of its chain, also when a model
+    is retrained on it: refitting would change the inputs of rows already encoded, and their latents would no
+    longer be comparable with the new rows'. `--force` rebuilds the table whole and fits it afresh."""
 
     scale: float = 1.0
     fill: tuple[float, ...] | None = None
@@ -149,6 +164,7 @@ class Manifest:
     created_at: str | None = None
     transform: FeatureTransform | None = None
     seconds: float | None = None
+    parent: str | None = None  # the dataset version this snapshot was made from (incremental preprocessing)
 
     # the order of the keys in the file, kept as it always was
     KEYS = (
@@ -170,6 +186,7 @@ class Manifest:
         "created_at",
         "transform",
         "seconds",
+        "parent",
     )
 
     def to_json(self) -> dict[str, Any]:
@@ -245,6 +262,17 @@ def read_dataset_info(path: str | Path) -> DatasetInfo:
 
 def write_stats(directory: str | Path, stats: dict[str, Any]) -> None:
     atomic_write_text(Path(directory) / STATS, json.dumps(stats, indent=2))
+
+
+def write_increment(directory: str | Path, increment: dict[str, Any]) -> None:
+    atomic_write_text(Path(directory) / INCREMENT, json.dumps(increment))
+
+
+def read_increment(path: str | Path) -> dict[str, Any] | None:
+    """What a snapshot made from a previous one changed (parent, rows_added, rows_deleted, new_shards,
+    deleted_ids), or None for a table built whole."""
+    file = Path(path) / INCREMENT
+    return json.loads(file.read_text()) if file.is_file() else None
 
 
 def quarantine_path(directory: str | Path) -> Path:

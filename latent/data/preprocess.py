@@ -4,10 +4,16 @@ Each task decodes one partition of the ingest plan (files, row ranges or generat
 hash of each row's id, and writes one shard. The driver then writes the manifest: row counts, schema, a content
 hash, and the feature transform (pixel scale; for tabular data, missing-value fill and standardisation fitted on
 the train split only) that every reader applies.
+
+A plan that ingest made from the previous plan of a grown source (`info.increment`) becomes a snapshot made from
+the previous dataset table: the unchanged partitions' shards are hard-linked, only the new partitions are decoded,
+and the previous table's feature transform is kept (see `latent/data/dataset.py`). A few new partitions are decoded
+in this process: starting a local Dask cluster costs more than decoding them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -31,20 +37,23 @@ from latent.data.dataset import (
     dataset_schema,
     is_dataset_table,
     load_dataset_arrays,
+    read_increment,
     read_manifest,
     shard_metadata,
     shard_name,
     split_of,
+    write_increment,
     write_molecule_info,
     write_quarantine,
     write_shard,
     write_stats,
     write_vocabulary,
 )
+from latent.data.ingest import record_head
 from latent.data.sources import Plan, Source, source_from_plan
 from latent.errors import DataError
 from latent.parallel import dask_client
-from latent.workspace import Workspace, publish_dir
+from latent.workspace import Workspace, link_or_copy, publish_dir
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,9 @@ class PreprocessResult:
     reused: bool
     skipped: int = 0
     images: str = ""  # image folders: the size and mode every image was brought to, and why
+    parent: str = ""  # a snapshot made from a previous one: that one's dataset version
+    rows_added: int = 0  # rows decoded by this preprocessing (all rows of a table built whole)
+    rows_deleted: int = 0  # rows of the parent snapshot left out (deleted or changed files)
 
 
 def dataset_version(fingerprint: str, cfg: PreprocessConfig) -> str:
@@ -155,6 +167,9 @@ def preprocess(
     final = workspace.dataset_dir(version)
     if is_dataset_table(final) and not force:
         existing = read_manifest(final)
+        increment = read_increment(final) or {}
+        if existing.plan and Path(existing.plan).is_file():
+            record_head(workspace, existing.plan, cfg.shard_rows)
         return PreprocessResult(
             str(final),
             version,
@@ -163,6 +178,9 @@ def preprocess(
             reused=True,
             skipped=len(existing.skipped or []),
             images=_describe_images(existing.image),
+            parent=existing.parent or "",
+            rows_added=int(increment.get("rows_added", existing.rows)),
+            rows_deleted=int(increment.get("rows_deleted", 0)),
         )
     plan_file = Path(raw_path)
     if not plan_file.is_file():
@@ -177,6 +195,15 @@ def preprocess(
         source, plan = source_from_plan(json.loads(plan_file.read_text()), plan_file.parent)
     if not plan.partitions:
         raise DataError(f"{source.cfg.path or source.cfg.source}: the source has no rows")
+    increment = plan.info.get("increment")
+    if increment and not force:
+        parent_dir = workspace.dataset_dir(dataset_version(increment["parent_fingerprint"], cfg))
+        if is_dataset_table(parent_dir):
+            result = _preprocess_increment(
+                plan_file, fingerprint, source, plan, parent_dir, version, final, cfg, dask_cfg
+            )
+            record_head(workspace, plan_file, cfg.shard_rows)
+            return result
     channels, height, width = plan.geometry
     meta = shard_metadata(version, plan.geometry)
 
@@ -245,8 +272,148 @@ def preprocess(
         write_stats(staging, {"split": "train", "mean": mean, "std": float(np.sqrt(max(var, 0.0))), "values": n_values})
         manifest.write(staging)
     logger.info("dataset %s: %d rows published in %s (%d files skipped)", version, n_rows, final, len(skipped))
+    record_head(workspace, plan_file, cfg.shard_rows)
     return PreprocessResult(
-        str(final), version, n_rows, content_hash, False, len(skipped), _describe_images(manifest.image)
+        str(final),
+        version,
+        n_rows,
+        content_hash,
+        False,
+        len(skipped),
+        _describe_images(manifest.image),
+        rows_added=n_rows,
+    )
+
+
+INLINE_PARTITIONS = 4  # at most this many new partitions (and no dask.address): decoded in this process
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _preprocess_increment(
+    plan_file: Path,
+    fingerprint: str,
+    source: Source,
+    plan: Plan,
+    parent_dir: Path,
+    version: str,
+    final: Path,
+    cfg: PreprocessConfig,
+    dask_cfg: DaskConfig,
+) -> PreprocessResult:
+    """A snapshot made from the parent dataset table: carried shards linked, partly deleted ones filtered, new
+    partitions decoded (see the module's docstring)."""
+    import pyarrow.compute as pc
+
+    started = time.perf_counter()
+    increment = plan.info["increment"]
+    parent = read_manifest(parent_dir)
+    parent_shards = {entry["file"]: entry for entry in parent.shards or []}
+    meta = shard_metadata(version, plan.geometry)
+    n_carried = len(increment["carried"])
+    new_indices = list(range(n_carried, len(plan.partitions)))
+    with publish_dir(final, replace=True, marker=MANIFEST) as staging:
+        shards: list[dict] = []
+        deleted_ids: list[str] = []
+        removed = dict.fromkeys(SPLITS, 0)
+
+        def forget(table: pa.Table) -> None:
+            deleted_ids.extend(table.column("id").to_pylist())
+            for split in table.column("split").to_pylist():
+                removed[split] += 1
+
+        for j, (i, gone) in enumerate(increment["carried"]):
+            entry = parent_shards.get(shard_name(i))
+            if entry is None:  # the partition had no readable rows
+                continue
+            if not gone:
+                link_or_copy(parent_dir / shard_name(i), staging / shard_name(j))
+                shards.append({**entry, "file": shard_name(j)})
+                continue
+            table = pq.read_table(parent_dir / shard_name(i))
+            keep = pc.invert(pc.is_in(table.column("id"), pa.array(gone, pa.string())))
+            forget(table.filter(pc.invert(keep)))
+            kept = table.filter(keep)
+            if kept.num_rows:
+                write_shard(kept.replace_schema_metadata(meta), staging / shard_name(j))
+                digest = _file_digest(staging / shard_name(j))
+                shards.append({"file": shard_name(j), "rows": kept.num_rows, "sha256": digest})
+        for i in increment["dropped"]:
+            if shard_name(i) in parent_shards:
+                forget(pq.read_table(parent_dir / shard_name(i), columns=["id", "split"]))
+
+        args = [(str(plan_file), i, str(staging / shard_name(i)), cfg.split, meta) for i in new_indices]
+        if len(args) <= INLINE_PARTITIONS and not dask_cfg.address:
+            results = [_preprocess_partition(*a) for a in args]
+        else:
+            with dask_client(dask_cfg) as client:
+                results = client.gather([client.submit(_preprocess_partition, *a, pure=False) for a in args])
+        kept_new = [r for r in results if r["rows"]]
+        skipped = [s for r in results for s in r["skipped"]]
+        added = sum(r["rows"] for r in kept_new)
+        _check_skipped(source, skipped, added + len(skipped))
+        shards += [{"file": r["file"], "rows": r["rows"], "sha256": r["sha256"]} for r in kept_new]
+        n_rows = sum(e["rows"] for e in shards)
+        if n_rows == 0:
+            raise DataError(f"{source.cfg.path or source.cfg.source}: no rows left to preprocess")
+        counts = {s: parent.splits.get(s, 0) - removed[s] + sum(r["counts"][s] for r in kept_new) for s in SPLITS}
+        manifest = dataclasses.replace(
+            parent,
+            dataset_version=version,
+            source_fingerprint=fingerprint,
+            plan=str(plan_file),
+            rows=n_rows,
+            splits=counts,
+            content_hash=hashlib.sha256("".join(e["sha256"] for e in shards).encode()).hexdigest(),
+            shards=shards,
+            skipped=[{"file": f, "reason": why} for f, why in skipped],
+            preprocess=cfg.model_dump(mode="json"),
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            seconds=round(time.perf_counter() - started, 3),
+            parent=parent.dataset_version,
+        )
+        if skipped:
+            write_quarantine(staging, skipped)
+        for name in ("stats.json", "vocabulary.json", "molecules.json"):
+            if (parent_dir / name).is_file():
+                link_or_copy(parent_dir / name, staging / name)
+        write_increment(
+            staging,
+            {
+                "parent": parent.dataset_version,
+                "rows_added": added,
+                "rows_deleted": len(deleted_ids),
+                "new_shards": [r["file"] for r in kept_new],
+                "deleted_ids": deleted_ids,
+            },
+        )
+        manifest.write(staging)
+    logger.info(
+        "dataset %s: snapshot of %s, %d rows (+%d, -%d) published in %s",
+        version,
+        parent.dataset_version,
+        n_rows,
+        added,
+        len(deleted_ids),
+        final,
+    )
+    return PreprocessResult(
+        str(final),
+        version,
+        n_rows,
+        manifest.content_hash,
+        False,
+        len(skipped),
+        _describe_images(manifest.image),
+        parent=parent.dataset_version,
+        rows_added=added,
+        rows_deleted=len(deleted_ids),
     )
 
 

@@ -70,6 +70,21 @@ class Source:
     def read(self, partition: Any) -> Rows:
         raise NotImplementedError
 
+    # ---- incremental ingest (image folders, npz and tabular globs); see latent/data/ingest.py ----
+
+    def units(self) -> dict[str, list[int]] | None:
+        """Every file the source reads, `{key: [size, mtime_ns]}` (one stat each), so that ingest can tell new,
+        changed and deleted files from the last plan's; None: the source is planned and decoded whole."""
+        return None
+
+    def partition_units(self, partition: Any) -> list[str]:
+        """The keys of `units` that a partition of this source's plan reads."""
+        raise NotImplementedError
+
+    def plan_units(self, raw_dir: Path, shard_rows: int, units: list[str], previous: Plan) -> Plan:
+        """A plan of the given files only, shaped like the previous plan (same geometry, features, classes)."""
+        raise NotImplementedError
+
 
 SOURCES: dict[str, type[Source]] = {}
 
@@ -101,6 +116,15 @@ def file_fingerprint(files: list[Path], options: dict) -> str:
     """Paths + sizes + modification times (fast), with the options that shape decoding."""
     stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     return stable_hash({"files": stats, "options": options})
+
+
+def file_units(files: list[Path]) -> dict[str, list[int]]:
+    """`{path: [size, mtime_ns]}` of files named by their resolved path."""
+    out = {}
+    for f in files:
+        st = f.stat()
+        out[str(f.resolve())] = [st.st_size, st.st_mtime_ns]
+    return out
 
 
 def labels_array(values: np.ndarray | None, n: int) -> pa.Array:

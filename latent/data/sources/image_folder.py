@@ -113,6 +113,23 @@ class ImageFolderSource(Source):
             {"root": str(root), "classes": classes, "size": list(size), "mode": mode, "image": geometry},
         )
 
+    def units(self) -> dict[str, list[int]]:
+        return {rel: [size, mtime] for rel, size, mtime in self._listing()}
+
+    def partition_units(self, partition: list) -> list[str]:
+        return [rel for rel, _ in partition]
+
+    def plan_units(self, raw_dir: Path, shard_rows: int, units: list[str], previous: Plan) -> Plan:
+        """New and changed files, brought to the size and mode of the first plan; a new class (sub-folder) is
+        numbered after the existing ones, so that the labels of rows already encoded keep their meaning."""
+        classes = list(previous.info["classes"])
+        parts_of = [rel.split(os.sep) for rel in units]
+        classes += sorted({p[0] for p in parts_of if len(p) > 1} - set(classes))
+        index = {c: i for i, c in enumerate(classes)}
+        entries = [[rel, index[p[0]] if len(p) > 1 else None] for rel, p in zip(units, parts_of, strict=True)]
+        parts = [entries[i : i + shard_rows] for i in range(0, len(entries), shard_rows)]
+        return Plan(parts, tuple(previous.geometry), previous.scale, None, {**previous.info, "classes": classes})
+
     def _geometry(self, root: Path, files: list[Path]) -> dict[str, Any]:
         """The size and mode every image is brought to, and how, from the headers of up to GEOMETRY_SAMPLE files
         spread evenly over the folder (Pillow reads only the header here; files it cannot open are ignored now and

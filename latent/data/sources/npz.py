@@ -13,6 +13,7 @@ from latent.data.sources.base import (
     Source,
     check_finite,
     file_fingerprint,
+    file_units,
     labels_array,
     matching_files,
     register_source,
@@ -39,9 +40,26 @@ class NpzSource(Source):
             matching_files(self.cfg.path or "", ".npz files"), {"x": self.cfg.x_key, "y": self.cfg.y_key}
         )
 
+    def units(self) -> dict[str, list[int]]:
+        return file_units(matching_files(self.cfg.path or "", ".npz files"))
+
+    def partition_units(self, partition: list) -> list[str]:
+        return [str(Path(partition[0]).resolve())]
+
+    def plan_units(self, raw_dir: Path, shard_rows: int, units: list[str], previous: Plan) -> Plan:
+        plan = self._plan_files([Path(u) for u in units], shard_rows)
+        if tuple(plan.geometry) != tuple(previous.geometry):
+            raise DataError(
+                f"{units[0]}: rows of geometry {plan.geometry} differ from earlier files' {previous.geometry}"
+            )
+        return plan
+
     def plan(self, raw_dir: Path, shard_rows: int) -> Plan:
+        return self._plan_files(matching_files(self.cfg.path or "", ".npz files"), shard_rows)
+
+    def _plan_files(self, files: list[Path], shard_rows: int) -> Plan:
         parts, geometry, total, scale = [], None, 0, 1.0
-        for path in matching_files(self.cfg.path or "", ".npz files"):
+        for path in files:
             try:
                 with zipfile.ZipFile(path) as zf:
                     members = set(zf.namelist())

@@ -13,6 +13,7 @@ from latent.data.sources.base import (
     Rows,
     Source,
     file_fingerprint,
+    file_units,
     labels_array,
     matching_files,
     register_source,
@@ -87,8 +88,25 @@ class TabularSource(Source):
                 raise DataError(f"{path}: feature column {c!r} is not numeric ({table.schema.field(c).type})")
         return list(t.features)
 
+    def units(self) -> dict[str, list[int]]:
+        return file_units(self.matching_files())
+
+    def partition_units(self, partition: list) -> list[str]:
+        return [str(Path(partition[0]).resolve())]
+
+    def plan_units(self, raw_dir: Path, shard_rows: int, units: list[str], previous: Plan) -> Plan:
+        plan = self._plan_files([Path(u) for u in units])
+        if plan.info["features"] != previous.info["features"]:
+            raise DataError(
+                f"{units[0]}: feature columns {plan.info['features']} differ from earlier files' "
+                f"{previous.info['features']}"
+            )
+        return plan
+
     def plan(self, raw_dir: Path, shard_rows: int) -> Plan:
-        files = self.matching_files()
+        return self._plan_files(self.matching_files())
+
+    def _plan_files(self, files: list[Path]) -> Plan:
         columns, total = None, 0
         for f in files:
             table = self._frame(f)
