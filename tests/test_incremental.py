@@ -164,10 +164,10 @@ def test_a_shifted_batch_is_tagged_as_drift_and_retrains_under_on_drift(npz_seri
     # every row of the snapshot was encoded with the new model, into the table the published path now shows
     published = read_series(Workspace.at(cfg.workspace), "grow-vae_mlp")
     assert published["table"] == encode.table_path
-    assert published.model_version == inverted.stages["train"].model_version
+    assert published["model_version"] == inverted.stages["train"].model_version
     assert len(pd.read_parquet(encode.published_path, columns=["id"])) == 200 + 397
-    client = mlflow.MlflowClient(inverted["tracking_uri"])
-    assert client.get_run(inverted["pipeline_run_id"]).data.tags["latent.drift"] == "true"
+    client = mlflow.MlflowClient(inverted.tracking_uri)
+    assert client.get_run(inverted.pipeline_run_id).data.tags["latent.drift"] == "true"
     appended = client.get_run(inverted.stages["append"].run_id)
     assert appended.data.tags["latent.drift"] == "true" and appended.data.metrics["drift_mmd2"] > cfg.train.drift_mmd
     grown = client.get_run(runs["grown"].stages["encode"].run_id)
