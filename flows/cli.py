@@ -235,12 +235,25 @@ def _with_progress(debug: bool, run: Callable[[], Any]) -> Any:
             set_reporter(None)
 
 
+def _torchrun_follower() -> bool:
+    """This process is a rank other than 0 of a torchrun job (torchrun starts the same command on every rank)."""
+    return "WORLD_SIZE" in os.environ and os.environ.get("RANK", "0") != "0"
+
+
 def _execute(stages: list[str], config: Path | None, sets: list[str] | None, debug: bool, **kwargs: Any) -> None:
     """The pipeline flow for these stages, after what the workspace alone can tell is missing (in seconds, before
     Prefect's server starts), with progress bars; then the summary."""
     from latent.lineage import check_stage_inputs
 
     cfg = _load(config, sets)
+    if _torchrun_follower():
+        # rank 0 alone runs the flow: every other stage, the Prefect flow run and the MLflow parent and stage runs;
+        # the other ranks join its training (if the command trains) and print nothing
+        if "train" in stages:
+            from latent.train import follow
+
+            follow(cfg.train)
+        return
     check_stage_inputs(cfg, stages, bool(kwargs.get("force")))
     use_prefect_server(cfg.orchestration.prefect_api_url)
     from latent.flows.pipeline import pipeline_flow

@@ -217,8 +217,9 @@ class TrainConfig(StrictModel):
     # auto: memory when those copies fit in a quarter of the available memory, else stream
     data: Literal["auto", "memory", "stream"] = "auto"
     shuffle_buffer: int = Field(default=16384, gt=0)  # rows per loader worker mixed by the streaming shuffle
-    # background processes reading ahead per rank (stream); 0: inline; auto: 0 on the CPU, whose cores the
-    # training step already uses (a reader beside it slows the step more than it saves), 2 on an accelerator
+    # background processes reading ahead per rank (stream); 0: one reading thread in the training process, a few
+    # blocks ahead of the step; auto: 0 on the CPU, whose cores the training step already uses (a reader process
+    # beside it slows the step more than it saves), 2 on an accelerator
     loader_workers: int | Literal["auto"] = "auto"
 
     @field_validator("loader_workers", mode="before")

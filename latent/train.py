@@ -435,16 +435,17 @@ class StreamedData:
         self.n_train, self.n_val, self.steps = self.train.total, self.val.total, self.train.steps
         self.workers = stream.loader_workers(cfg.loader_workers, device)
         self._val_units, self._val_split, self._train_units = val_units, val_split, train_units
+        self._train_sample: tuple[int, np.ndarray] | None = None
 
     def _loader(self, dataset: stream.SplitStream) -> Iterator[torch.Tensor]:
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=None,
-            num_workers=self.workers,
-            prefetch_factor=4 if self.workers else None,
-            pin_memory=self.device.type == "cuda",
-        )
-        for block, sizes in loader:
+        pin = self.device.type == "cuda"
+        if self.workers:
+            blocks: Iterable = torch.utils.data.DataLoader(
+                dataset, batch_size=None, num_workers=self.workers, prefetch_factor=4, pin_memory=pin
+            )
+        else:  # one reading thread in this process, a few blocks ahead of the step (the same blocks, same order)
+            blocks = stream.read_ahead((block.pin_memory() if pin else block, sizes) for block, sizes in dataset)
+        for block, sizes in blocks:
             # one device copy per block, in the stored dtype; converted to float32 a batch at a time, so a block
             # of uint8 pixels never exists as float32 at once (16 validation batches of 1,024 64x64 images would be
             # 270 MB, twice over while scaled)
@@ -464,8 +465,10 @@ class StreamedData:
         return stream.model_input(torch.from_numpy(rows), self.transform, self.device)
 
     def train_sample(self, n: int) -> torch.Tensor:
-        rows = np.concatenate(list(stream.read_range(self._train_units, "train", 0, n)))
-        return stream.model_input(torch.from_numpy(rows), self.transform, self.device)
+        # the same first rows every epoch (the generalisation gap's): read once, kept in their stored dtype
+        if self._train_sample is None or self._train_sample[0] != n:
+            self._train_sample = (n, np.concatenate(list(stream.read_range(self._train_units, "train", 0, n))))
+        return stream.model_input(torch.from_numpy(self._train_sample[1]), self.transform, self.device)
 
 
 def open_data(
@@ -1037,27 +1040,23 @@ def _train_here(
         device = distributed.join(world, device)
         _stop_on_sigterm()
     try:
-        plan = None
-        if world.main:
-            plan = _plan(
-                dataset_path,
-                model_cfg,
-                train_cfg,
-                workspace,
-                tracking,
-                reuse,
-                resume,
-                init_model_uri,
-                freeze,
-                world.local_size,
-            )
-        plan = distributed.broadcast(plan, world)
+        if not world.main:
+            return _follow(world, device)
+        plan = _plan(
+            dataset_path,
+            model_cfg,
+            train_cfg,
+            workspace,
+            tracking,
+            reuse,
+            resume,
+            init_model_uri,
+            freeze,
+            world.local_size,
+        )
+        distributed.broadcast(plan, world)
         if isinstance(plan, TrainResult):
             return plan
-        if not world.main:
-            run_id = distributed.broadcast(None, world)
-            _fit(plan, run_id, world, device, tracked=False)
-            return distributed.broadcast(None, world)
         with _training_run(plan, tracking, run_name, world.size, device) as run:
             distributed.broadcast(run.run_id, world)
             fitted = _fit(plan, run.run_id, world, device, tracked=run.enabled)
@@ -1066,6 +1065,27 @@ def _train_here(
     finally:
         if world.distributed:
             distributed.leave()
+
+
+def _follow(world: World, device: torch.device) -> TrainResult:
+    """A rank other than 0: train what rank 0 planned, in the run rank 0 holds; rank 0's result. It reads no
+    config of its own beyond the device, and logs nothing."""
+    plan = distributed.broadcast(None, world)
+    if isinstance(plan, TrainResult):
+        return plan
+    run_id = distributed.broadcast(None, world)
+    _fit(plan, run_id, world, device, tracked=False)
+    return distributed.broadcast(None, world)
+
+
+def follow(train_cfg: TrainConfig) -> TrainResult:
+    """The whole part of a torchrun job's rank other than 0 in a pipeline: join the job and train what rank 0
+    plans. Rank 0 alone runs the flow, its other stages and its MLflow runs (`latent` commands call this on the
+    other ranks instead of the flow)."""
+    world = distributed.world_from_env()
+    if world is None or world.main:
+        raise TrainingError("follow: only a rank other than 0 of a torchrun job follows rank 0's training")
+    return _train_here(None, None, train_cfg, None, None, False, "never", None, 0, None, None, "train", world)
 
 
 def _launch(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ from latent.errors import TrainingError
 from latent.tracking import setup_tracking
 from latent.train import train
 from latent.workspace import Workspace
-from tests.helpers import ROOT, SMALL, small_config
+from tests.helpers import LATENT, ROOT, SMALL, clean_env, small_config
 
 pytestmark = pytest.mark.e2e
 
@@ -89,17 +91,45 @@ def test_a_killed_rank_fails_the_run_and_the_next_run_resumes(library_run, tmp_p
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_loss")) == list(range(1, 41))
 
 
-def test_latent_run_with_two_devices_records_the_world_size(tmp_path, prefect_harness, monkeypatch, latent_app):
-    """`latent run` in this process (the ranks are processes of their own either way)."""
+def _pipeline_and_train_runs(workspace: Path) -> tuple[list, list]:
+    client = mlflow.MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    parents = client.search_runs(experiments, "tags.`latent.kind` = 'pipeline'")
+    return parents, client.search_runs(experiments, "tags.`latent.stage` = 'train'")
+
+
+def test_latent_run_with_two_devices_records_the_world_size_in_one_pipeline_run(
+    tmp_path, prefect_harness, monkeypatch, latent_app
+):
+    """`latent run --set train.devices=2` (in this process; the ranks are processes of their own either way), then
+    `latent train` under torchrun in the same workspace: each makes exactly one pipeline parent run and one training
+    run of world size 2 under it (the other rank only trains)."""
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "default.yaml").write_text((ROOT / "conf" / "default.yaml").read_text())
     monkeypatch.chdir(tmp_path)
     sets = [arg for s in [*SMALL, "train.devices=2"] for arg in ("--set", s)]
     result = latent_app("run", *sets)
     assert result.exit_code == 0, result.stderr[-3000:]
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'workspace' / 'mlflow.db'}")
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.`latent.stage` = 'train'")
-    (run,) = runs
+    (parent,), (run,) = _pipeline_and_train_runs(tmp_path / "workspace")
     assert run.info.status == "FINISHED"
     assert run.data.params["world_size"] == "2"
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert (tmp_path / "workspace" / "latents").is_dir()
+
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    sets = [arg for s in [*SMALL, "train.epochs=2"] for arg in ("--set", s)]
+    proc = subprocess.run(
+        [*torchrun, str(LATENT), "train", "--force", *sets],
+        cwd=tmp_path,
+        env=clean_env(tmp_path / ".prefect"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parents, runs = _pipeline_and_train_runs(tmp_path / "workspace")
+    assert len(parents) == 2 and len(runs) == 2, "one pipeline run and one training run per command, not per rank"
+    newest = max(runs, key=lambda r: r.info.start_time)
+    assert newest.info.status == "FINISHED" and newest.data.params["world_size"] == "2"
+    assert newest.data.tags["mlflow.parentRunId"] in {p.info.run_id for p in parents} - {parent.info.run_id}

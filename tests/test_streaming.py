@@ -3,16 +3,29 @@ the seed; equal batch counts on every rank; resumed streaming training equals an
 
 from __future__ import annotations
 
+import threading
+
 import mlflow
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from latent.data.dataset import write_dataset_table
-from latent.data.stream import SplitStream, batch_sizes, choose_data_mode, iter_batches, split_units
+from latent.data.stream import (
+    SplitStream,
+    batch_sizes,
+    choose_data_mode,
+    iter_batches,
+    read_ahead,
+    split_units,
+)
+from latent.distributed import World
+from latent.errors import DataError
 from latent.progress import set_reporter
 from latent.tracking import setup_tracking
-from latent.train import train
+from latent.train import open_data, train
 from latent.workspace import Workspace
 from tests.helpers import Interrupt, small_config
 
@@ -94,6 +107,55 @@ def test_resumed_streaming_training_equals_an_uninterrupted_one(library_run, tmp
         weights[name] = torch.load(f"{result.checkpoint_dir}/weights.pt", weights_only=True)
     a, b = weights["straight"], weights["interrupted"]
     assert all(torch.equal(a[k], b[k]) for k in a), "bit-identical"
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "latent-read-ahead"]
+
+
+def test_the_reading_thread_yields_the_plain_readers_batches(numbered, tmp_path):
+    """StreamedData reads in a background thread (train.loader_workers 0): the same batches, in the same order, as
+    iterating the split stream inline; stopping early stops the thread."""
+    cfg = small_config(tmp_path, "train.batch_size=16", "train.shuffle_buffer=96", "train.loader_workers=0").train
+    data = open_data(numbered, cfg, "stream", World(), torch.device("cpu"))
+    for epoch in (1, 2):
+        threaded = [b.clone() for b in data.train_batches(epoch, torch.Generator())]
+        plain = SplitStream(split_units(numbered.path, "train"), "train", 16, cfg.seed, True, buffer_rows=96)
+        plain.set_epoch(epoch)
+        expected = list(iter_batches(plain))
+        assert len(threaded) == len(expected) == data.steps
+        assert all(torch.equal(a, b.float()) for a, b in zip(threaded, expected, strict=True))
+    val = SplitStream(split_units(numbered.path, "val"), "val", 1024, shuffle=False)
+    assert torch.equal(torch.cat(list(data.val_batches())), torch.cat(list(iter_batches(val))).float())
+    batches = data.train_batches(3, torch.Generator())
+    next(batches)
+    assert _reader_threads()
+    batches.close()
+    assert not _reader_threads(), "closing the consumer stops the reading thread"
+
+
+@pytest.mark.timeout(120)
+def test_an_error_in_the_reading_thread_fails_the_training_not_hangs_it(tmp_path):
+    def broken():
+        yield 1
+        raise ValueError("row group 7 is bad")
+
+    got = []
+    with pytest.raises(ValueError, match="row group 7 is bad"):
+        got.extend(read_ahead(broken()))
+    assert got == [1] and not _reader_threads()
+
+    # a shard that lists its split but whose pixels cannot be decoded: found by the thread, mid-epoch
+    ws = Workspace.at(tmp_path / "ws")
+    info = write_dataset_table(ws, "broken", np.random.default_rng(0).random((600, 4), np.float32), shard_rows=100)
+    shard = sorted(info.path.glob("*.parquet"))[3]
+    table = pq.read_table(shard)
+    x = pa.array(np.zeros((len(table), 4), np.int64).tolist(), pa.list_(pa.int64()))  # no fixed width, no dtype
+    pq.write_table(table.set_column(table.schema.get_field_index("x"), "x", x), shard)
+    cfg = small_config(ws.root, "train.epochs=1", "train.data=stream", "train.batch_size=32", "train.loader_workers=0")
+    with pytest.raises(DataError, match=shard.name):
+        train(info.path, cfg.model, cfg.train, ws, setup_tracking(cfg.tracking, ws), resume="never")
+    assert not _reader_threads()
 
 
 def test_vector_columns_read_the_same_as_bytes_and_as_lists(tmp_path):

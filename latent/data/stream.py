@@ -17,11 +17,15 @@ shuffle of that part. Pixels stay in their stored dtype (uint8) until `model_inp
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -38,7 +42,11 @@ DEFAULT_BUFFER_ROWS = 16384
 # batches a loader worker hands over at once: one inter-process transfer (and one host-to-device copy) per block
 # instead of per batch, which on small batches costs more than reading the rows
 BATCHES_PER_BLOCK = 16
+# blocks a reading thread holds ready ahead of the training step (train.loader_workers: 0, the CPU's default)
+READ_AHEAD = 2
 MEMORY_SHARE = 0.25  # train.data=auto holds the table in memory when its float32 copy fits in this share of RAM
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -209,24 +217,110 @@ def _batched(chunks: Iterator[np.ndarray], sizes: list[int]) -> Iterator[torch.T
 def _shuffled(
     chunks: Iterator[np.ndarray], sizes: list[int], rng: np.random.Generator, buffer_rows: int
 ) -> Iterator[torch.Tensor]:
-    # The pool is permuted by index: each block is gathered straight from it (its one copy) and only the rows
-    # kept for the next round are moved, so a row is copied about twice on its way, not four times.
+    # The pool is permuted by index and its rows live in a buffer reused slot by slot (`_Pool`): a row is copied
+    # once into the pool and once into the block that emits it; permuting the pool and keeping half of it move
+    # only slot numbers.
     sizes = list(sizes)
-    pool: np.ndarray | None = None
+    pool: _Pool | None = None
     for chunk in chunks:
-        pool = chunk if pool is None else np.concatenate([pool, chunk])
+        if pool is None:
+            pool = _Pool(chunk)
+        pool.add(chunk)
         if len(pool) >= buffer_rows:
             order, used, keep = rng.permutation(len(pool)), 0, buffer_rows // 2
             while sizes and len(pool) - used - sizes[0] >= keep:
                 n = sizes.pop(0)
-                yield torch.from_numpy(pool[order[used : used + n]])
+                yield torch.from_numpy(pool.take(order[used : used + n]))
                 used += n
-            pool = pool[order[used:]]
+            pool.keep(order[used:], order[:used])
     if pool is not None and sizes:
         order, used = rng.permutation(len(pool)), 0
         for n in sizes:
-            yield torch.from_numpy(pool[order[used : used + n]])
+            yield torch.from_numpy(pool.take(order[used : used + n]))
             used += n
+
+
+class _Pool:
+    """The shuffle buffer's rows in their pool order: row i of the pool is `store[slots[i]]`. Freed slots take the
+    next chunk's rows, so the buffer stops growing once it holds the most rows the pool ever has."""
+
+    def __init__(self, like: np.ndarray) -> None:
+        self.store = np.empty((0, *like.shape[1:]), like.dtype)
+        self.slots = np.empty(0, np.intp)
+        self.free = np.empty(0, np.intp)
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def add(self, rows: np.ndarray) -> None:
+        if len(self.free) < len(rows):
+            old = len(self.store)
+            size = max(len(self.slots) + len(rows), old + old // 2)
+            store = np.empty((size, *self.store.shape[1:]), self.store.dtype)
+            store[:old] = self.store
+            self.store, self.free = store, np.concatenate([self.free, np.arange(old, size)])
+        new, self.free = self.free[: len(rows)], self.free[len(rows) :]
+        self.store[new] = rows
+        self.slots = np.concatenate([self.slots, new])
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        return self.store[self.slots[positions]]
+
+    def keep(self, kept: np.ndarray, dropped: np.ndarray) -> None:
+        """The pool becomes its rows at `kept`, in that order; the slots of `dropped` are reused."""
+        self.free = np.sort(np.concatenate([self.free, self.slots[dropped]]))
+        self.slots = self.slots[kept]
+
+
+def read_ahead(blocks: Iterable[T], depth: int = READ_AHEAD) -> Iterator[T]:
+    """The items of `blocks`, produced in a background thread up to `depth` ahead of the consumer, in the same
+    order. Reading overlaps the training step: Parquet decoding and NumPy's copies release the GIL.
+
+    An exception raised while producing is raised here, in the consumer, with its traceback; when the consumer stops
+    early (an exception of its own, Ctrl+C, a `break`), closing this generator stops the thread and waits for it.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in blocks:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="latent-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                kind, value = items.get(timeout=1.0)
+            except queue.Empty:
+                if not thread.is_alive() and items.empty():
+                    raise RuntimeError("the read-ahead thread ended without a result") from None
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:  # unblock a producer waiting on a full queue
+                items.get_nowait()
+        thread.join()
 
 
 def model_input(x: torch.Tensor, transform: FeatureTransform, device: torch.device) -> torch.Tensor:
@@ -243,9 +337,9 @@ def model_input(x: torch.Tensor, transform: FeatureTransform, device: torch.devi
 
 
 def loader_workers(requested: int | str, device: torch.device) -> int:
-    """train.loader_workers resolved: `auto` reads inline on the CPU (the step's threads already use every core, and
-    a reader process beside them slows the step more than it saves) and in 2 background processes per rank
-    feeding an accelerator."""
+    """train.loader_workers resolved: `auto` reads in one thread of the training process on the CPU (the step's
+    threads already use every core, and a reader process beside them slows the step more than it saves;
+    `read_ahead`) and in 2 background processes per rank feeding an accelerator."""
     if requested != "auto":
         return int(requested)
     return 0 if device.type == "cpu" else 2
