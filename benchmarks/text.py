@@ -51,7 +51,34 @@ def compare(workspace: Path, threads: int, sets: list[str]) -> None:
     print(f"  {'':<18} {'NPMI (higher better)':>22} {'perplexity (lower better)':>27}")
     for name, label in (("prodlda", "ProdLDA"), ("lda", "scikit-learn LDA")):
         print(f"  {label:<18} {m[f'text_npmi_{name}']:>22.3f} {m[f'text_perplexity_{name}']:>27.1f}")
+    if not any(x.startswith("dataset.") for x in sets):
+        truth = true_topics_npmi(workspace, int(m["text_heldout_documents"]))
+        print(
+            f"  {'the 8 true topics':<18} {truth:>22.3f} {'':>27}  (each list's 10 most probable words in the vocabulary)"
+        )
     print(f"workspace: {workspace}  (OMP_NUM_THREADS={threads})")
+
+
+def true_topics_npmi(workspace: Path, heldout: int) -> float:
+    """NPMI of the corpus's own eight topics (each word list's 10 most probable words, Zipf order, that are in the
+    run's vocabulary) by the report's function on the run's test documents: the score of the generating truth."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from latent.analysis.topics import npmi_coherence
+    from latent.config import SplitConfig
+    from latent.data.dataset import split_of
+    from latent.data.sources.text import TOPIC_WORDS, generate_corpus
+
+    (vocab_file,) = sorted((workspace / "datasets").glob("*/vocabulary.json"), key=lambda p: p.stat().st_mtime)[-1:]
+    vocabulary = json.loads(vocab_file.read_text())
+    docs, _ = generate_corpus(3000, 0)
+    test = [d for i, d in enumerate(docs) if split_of(f"text-{i:05d}", SplitConfig()) == "test"]
+    if len(test) != heldout:
+        raise SystemExit(f"true topics: {len(test)} test documents rebuilt, the report had {heldout}")
+    counts = CountVectorizer(vocabulary=vocabulary).transform(test).toarray()
+    index = {w: i for i, w in enumerate(vocabulary)}
+    top = np.array([[index[w] for w in words if w in index][:10] for words in TOPIC_WORDS.values()])
+    return float(npmi_coherence(top, counts).mean())
 
 
 # ---- storage -----------------------------------------------------------------------------------------------------
