@@ -189,6 +189,9 @@ def pipeline_flow(
             dataset_path = lineage.dataset_for(cfg, workspace)
 
         source_run_id = None
+        # an encoding with a model the user named (--model-uri) is filed in the catalog, but the series' published
+        # path keeps showing the pipeline's own model: the next scheduled run appends with that one
+        explicit_model = model_uri is not None
         # only the data grew (the dataset is a snapshot made from the published table's): append the new rows
         # with the table's model, measure their drift, then let the retrain policy decide
         growth = None
@@ -231,7 +234,7 @@ def pipeline_flow(
                 model_uri,
                 model_version,
                 source_run_id,
-                publish=True,
+                publish=not explicit_model,
             )
             facts: dict[str, Any] = {"retrained": "train" in results and not results["train"].reused}
             if appended is not None:  # the facts of the growth, measured by the append

@@ -31,15 +31,34 @@ def dataset_for(cfg: Config, workspace: Workspace) -> str:
 
 
 def model_for(tracking: Tracking, dataset_path: str) -> tuple[str, str, str]:
-    """(model URI, model version, training run id) of the newest finished training on this dataset."""
+    """(model URI, model version, training run id) of the newest finished training on this dataset; for a snapshot
+    of a growing source trained on no model of its own, the newest one trained on the nearest snapshot it grew from
+    (the model its appended rows were encoded with)."""
     version = Path(dataset_path).name
-    run = latest_stage_run(tracking, "train", dataset_version=version)
-    if run is None or tag("model_uri") not in run.data.tags:
-        raise DataError(
-            f"no trained model for dataset {version} in experiment {tracking.experiment_id}; run `latent train` first or pass --model-uri"
-        )
-    tags = run.data.tags
-    return tags[tag("model_uri")], tags.get(tag("model_version"), run.info.run_id), run.info.run_id
+    for ancestor in _snapshot_chain(Path(dataset_path)):
+        run = latest_stage_run(tracking, "train", dataset_version=ancestor)
+        if run is not None and tag("model_uri") in run.data.tags:
+            tags = run.data.tags
+            return tags[tag("model_uri")], tags.get(tag("model_version"), run.info.run_id), run.info.run_id
+    raise DataError(
+        f"no trained model for dataset {version} in experiment {tracking.experiment_id}; run `latent train` first or pass --model-uri"
+    )
+
+
+def _snapshot_chain(dataset_path: Path, limit: int = 10_000) -> list[str]:
+    """This dataset version, then the versions it grew from, nearest first (as far as they are still on disk)."""
+    chain = [dataset_path.name]
+    current = dataset_path
+    while len(chain) < limit and is_dataset_table(current):
+        try:
+            parent = read_manifest(current).parent
+        except DataError:
+            break
+        if not parent or parent in chain:
+            break
+        chain.append(parent)
+        current = current.parent / parent
+    return chain
 
 
 def table_for(tracking: Tracking, dataset_path: str) -> tuple[str, str]:

@@ -76,9 +76,9 @@ def test_the_run_publishes_its_summary_as_a_markdown_artifact(flow_result):
         artifacts = client.read_artifacts(artifact_filter=only_this_run)
     (summary,) = [a for a in artifacts if a.key == artifact_key(cfg.dataset.name)]
     assert summary.type == "markdown"
-    assert f"`{result['pipeline_run_id']}`" in summary.data  # the MLflow parent run
-    assert f"`{result['stages']['encode']['table_path']}`" in summary.data
-    assert f"`{result['stages']['report']['html_path']}`" in summary.data
+    assert f"`{result.pipeline_run_id}`" in summary.data  # the MLflow parent run
+    assert f"`{result.encode.table_path}`" in summary.data
+    assert f"`{result.report.html_path}`" in summary.data
     assert "| train | ran |" in summary.data
 
 

@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 from latent.flows.pipeline import pipeline_flow
 
+from latent import lineage
 from latent.analysis.drift import drift_figures, should_retrain
 from latent.tables import read_series, table_files
+from latent.tracking import setup_tracking
 from latent.workspace import Workspace
 from tests.helpers import ROOT, small_config
 
@@ -108,6 +110,10 @@ def test_rows_of_a_new_file_are_appended_and_old_rows_are_untouched(npz_series):
     first, grown = runs["first"].stages, runs["grown"].stages
     assert grown["preprocess"].rows_added == 200 and grown["preprocess"].parent
     assert "train" not in grown  # the config did not change and the new rows did not drift: no training
+    # a stage run alone on the snapshot (`latent encode`) finds the model its rows were appended with
+    cfg = npz_series[0]
+    tracking = setup_tracking(cfg.tracking, Workspace.at(cfg.workspace))
+    assert lineage.model_for(tracking, grown["preprocess"].dataset_path)[0] == first["train"].model_uri
     encode = grown["encode"]
     assert (encode.rows_added, encode.rows_deleted, encode.retrained) == (200, 0, False)
     assert encode.drift is not None and encode.drift["drifted"] is False
