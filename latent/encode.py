@@ -28,6 +28,7 @@ import torch
 import latent
 from latent.config import DaskConfig, EncodeConfig
 from latent.data.dataset import (
+    DatasetInfo,
     FeatureTransform,
     extra_fields,
     iter_dataset_batches,
@@ -75,6 +76,27 @@ def reused_table_result(table_path: str | Path, published_path: str | None = Non
     return EncodeResult(
         str(table_path), meta["rows"], meta["rows_per_split"], "", 0.0, True, published_path=published_path
     )
+
+
+def _provenance(
+    info: DatasetInfo,
+    model: torch.nn.Module,
+    model_uri: str,
+    model_version: str,
+    source_run_id: str | None,
+    created_at: str,
+) -> dict[str, str]:
+    """The provenance every file of a latent table carries (Parquet key-value metadata, `latent.` prefix)."""
+    return {
+        "latent.mlflow_run_id": source_run_id or "",
+        "latent.model_uri": model_uri,
+        "latent.model_version": model_version,
+        "latent.dataset_version": info.version,
+        "latent.dataset_content_hash": info.content_hash,
+        "latent.latent_dim": str(model.config.latent_dim),
+        "latent.created_at": created_at,
+        "latent.package_version": latent.__version__,
+    }
 
 
 def encode_device() -> torch.device:
@@ -289,16 +311,7 @@ def encode(
                 f"{info.path} has {info.feature_dim}"
             )
         created_at = now_utc()
-        metadata = {
-            "latent.mlflow_run_id": source_run_id or "",
-            "latent.model_uri": model_uri,
-            "latent.model_version": model_version,
-            "latent.dataset_version": info.version,
-            "latent.dataset_content_hash": info.content_hash,
-            "latent.latent_dim": str(model.config.latent_dim),
-            "latent.created_at": created_at,
-            "latent.package_version": latent.__version__,
-        }
+        metadata = _provenance(info, model, model_uri, model_version, source_run_id, created_at)
         extra = extra_fields(info.path)
         shards = shard_files(info.path)
         # auto: an external Dask cluster is there to be used; a local one would only compete with the pipeline
@@ -455,16 +468,7 @@ def append(
         model = _on_device(load_logged_model(model_uri, tracking.uri if tracking else None))
         token = info.version[:10]
         prefix = f"part-{token}"
-        metadata = {
-            "latent.mlflow_run_id": source_run_id or "",
-            "latent.model_uri": model_uri,
-            "latent.model_version": model_version,
-            "latent.dataset_version": info.version,
-            "latent.dataset_content_hash": info.content_hash,
-            "latent.latent_dim": str(model.config.latent_dim),
-            "latent.created_at": now_utc(),
-            "latent.package_version": latent.__version__,
-        }
+        metadata = _provenance(info, model, model_uri, model_version, source_run_id, now_utc())
         deleted = pa.array(increment["deleted_ids"], pa.string())
         counts: dict[str, int] = {}
         with publish_latent_table(final) as staging:
