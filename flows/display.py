@@ -103,6 +103,17 @@ def pipeline_summary(result: PipelineResult) -> None:
         from latent.data.dataset import quarantine_path
 
         say(f"skipped {prepared.skipped} unreadable file(s): {quarantine_path(prepared.dataset_path)}")
+    encoded = result.encode
+    if encoded is not None and encoded.drift is not None:  # the source grew: what the run did with the new rows
+        drift = encoded.drift
+        verdict = "drifted" if drift["drifted"] else "no drift"
+        action = "retrained and re-encoded every row" if encoded.retrained else "appended with the table's model"
+        say(
+            f"grown: +{encoded.rows_added} -{encoded.rows_deleted} rows; MMD² {drift['mmd2']:.4f}, reconstruction "
+            f"error ratio {drift['recon_ratio']:.2f} ({verdict}); {action}"
+        )
+    if encoded is not None and encoded.published_path:
+        say(f"table: {encoded.published_path}")
     if result.report is not None:
         say(f"report: {result.report.html_path}")
     say(f"MLflow UI: latent ui  (store {result.tracking_uri})")

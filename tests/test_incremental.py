@@ -327,3 +327,20 @@ def test_a_csv_glob_grows_by_a_file_and_keeps_the_first_snapshots_scaler(tmp_pat
     assert len(index) == 340 and np.array_equal(x[[index[i] for i in old_ids]], old_x)
     assert [s.startswith("day2-") for s in ids].count(True) == 40
     assert read_increment(second.dataset_path)["new_shards"] and snapshot().reused
+
+
+@pytest.mark.integration
+def test_the_command_line_summary_says_what_a_grown_run_did(npz_series, monkeypatch):
+    from latent.flows import display
+    from rich.console import Console
+
+    _, runs = npz_series
+    shown = {}
+    for name in ("grown", "inverted"):
+        console = Console(record=True, width=200)
+        monkeypatch.setattr(display, "out", console)
+        display.pipeline_summary(runs[name])
+        shown[name] = console.export_text()
+    assert "grown: +200 -0 rows" in shown["grown"] and "(no drift); appended with the table's model" in shown["grown"]
+    assert "(drifted); retrained and re-encoded every row" in shown["inverted"]
+    assert "table: " + runs["inverted"].encode.published_path in shown["inverted"]
