@@ -110,7 +110,7 @@ class FeatureTransform:
     fill: tuple[float, ...] | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
-    stored: str | None = None  # element type of the stored rows (uint8, float32); None: a table of list columns
+    stored: str | None = None  # element type of the stored rows (uint8, uint16, float32); None: list columns
 
     def apply(self, column) -> np.ndarray:
         x = arrow_to_vectors(column, np.float32, self.stored)

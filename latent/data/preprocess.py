@@ -100,7 +100,7 @@ def _preprocess_partition(plan_file: str, index: int, out_path: str, split: Spli
             "train_values": 0,
         }
     splits = [split_of(i, split) for i in rows.ids]
-    x = rows.x if rows.x.dtype == np.uint8 else rows.x.astype(np.float32)
+    x = rows.x if rows.x.dtype in (np.uint8, np.uint16) else rows.x.astype(np.float32)
     extra = [pa.field(k, pa.from_numpy_dtype(v.dtype)) for k, v in rows.extra.items()]
     table = pa.Table.from_arrays(
         [

@@ -324,7 +324,7 @@ def read_ahead(blocks: Iterable[T], depth: int = READ_AHEAD) -> Iterator[T]:
 
 
 def model_input(x: torch.Tensor, transform: FeatureTransform, device: torch.device) -> torch.Tensor:
-    """A stored batch (uint8 pixels or float32 features) as the model's float32 input, converted on the device:
+    """A stored batch (uint8 pixels, uint16 counts or float32 features) as the model's float32 input, converted on the device:
     the same arithmetic as `FeatureTransform.apply`."""
     x = x.to(device, non_blocking=True).float()
     if transform.scale != 1.0:

@@ -5,7 +5,7 @@ Ingest reads every document once into `raw.parquet` (id, label, text, and why a 
 empty). Preprocessing first fits the vocabulary on the train split only (scikit-learn's CountVectorizer: size,
 minimum document frequency and stop words from `dataset.text`), writes it into a plan of its own, and then each Dask
 worker turns its documents into count vectors over that fixed vocabulary. The dataset table stores the counts as a
-dense float32 vector (LZ4 makes the zeros nearly free on disk; see the README's "Text and molecules") and a short
+dense uint16 vector (LZ4 makes the zeros nearly free on disk; see docs/text.md, "Storage") and a short
 `text_preview` column that latent tables carry on for analysts.
 """
 
@@ -655,10 +655,13 @@ class TextSource(Source):
         skipped = [(ids[n], problems[n]) for n in range(len(ids)) if problems[n] is not None]
         vectorizer = CountVectorizer(vocabulary=vocabulary, stop_words=self._opts().stop_words)
         kept = [texts[n] for n in keep]
+        # uint16 counts (a word more than 65,535 times in one document is clipped): read back 12x faster than
+        # float32 rows at 5,000 words (benchmarks/text.py --storage), the same values once on the device
+        counts = vectorizer.transform(kept) if kept else None
         x = (
-            vectorizer.transform(kept).toarray().astype(np.float32)
-            if kept
-            else np.zeros((0, len(vocabulary)), np.float32)
+            np.minimum(counts.toarray(), np.iinfo(np.uint16).max).astype(np.uint16)
+            if counts is not None
+            else np.zeros((0, len(vocabulary)), np.uint16)
         )
         previews = np.array([" ".join(t.split())[:PREVIEW_CHARS] for t in kept], dtype=str)
         label_array = pa.array([labels[n] for n in keep], pa.int64())
