@@ -4,6 +4,7 @@ earliest stage that can know. Never an internal error (the first real photo fold
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
 
 import numpy as np
@@ -76,6 +77,32 @@ def test_a_tiny_or_one_sided_table_gives_a_report_or_one_clear_line(tmp_path, ca
 
 
 def test_a_one_row_report_says_why_it_has_no_t_sne(tmp_path):
-    _, _, report = _run_stages(tmp_path, _table(1), ())
+    # the split is a hash of the row id, which names the file's path: with no held-out splits the row trains
+    _, _, report = _run_stages(tmp_path, _table(1), ("preprocess.split.val=0", "preprocess.split.test=0"))
     page = pathlib.Path(report.html_path).read_text()
     assert "t-SNE needs at least 5" in page
+
+
+def test_a_table_whose_rows_all_fall_outside_train_is_refused_with_the_remedy(tmp_path):
+    from latent.config import SplitConfig
+    from latent.data import ingest, preprocess
+    from latent.data.dataset import split_of
+    from latent.errors import DataError
+    from latent.workspace import Workspace
+
+    # find a file name whose one row hashes below 0.5, then send everything below 0.5 to the test split
+    for k in range(100):
+        path = tmp_path / f"t{k}.csv"
+        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+        if split_of(f"{path.stem}-{digest}-00000000", SplitConfig(val=0.0, test=0.5)) == "test":
+            break
+    path.write_text(_table(1))
+    sets = [f"workspace={tmp_path / 'ws'}", "dataset.source=tabular", f"dataset.path={path}", "dask.n_workers=1"]
+    cfg = load_config(ROOT / "conf" / "default.yaml", [*sets, "preprocess.split.val=0", "preprocess.split.test=0.5"])
+    ws = Workspace.at(cfg.workspace)
+    ing = ingest(cfg.dataset, ws)
+    with pytest.raises(DataError) as caught:
+        preprocess(ing.raw_path, ing.fingerprint, cfg.preprocess, cfg.dask, ws)
+    message = str(caught.value)
+    assert str(path) in message and "train split" in message and "preprocess.split.val=0" in message
+    assert not list((tmp_path / "ws" / "datasets").glob("*/manifest.json"))  # nothing half-written left behind

@@ -230,6 +230,12 @@ def preprocess(
             why = f"; all {len(skipped)} files were skipped (see the reasons in the error log)" if skipped else ""
             raise DataError(f"{source.cfg.path or source.cfg.source}: no rows to preprocess{why}")
         counts = {s: sum(r["counts"][s] for r in kept) for s in SPLITS}
+        if counts["train"] == 0:
+            raise DataError(
+                f"{source.cfg.path or source.cfg.source}: none of its {n_rows} rows fell in the train split (rows are "
+                f"split by a hash of their id, val {cfg.split.val}, test {cfg.split.test}); for a table this small "
+                "set preprocess.split.val=0 preprocess.split.test=0"
+            )
         content_hash = hashlib.sha256("".join(r["sha256"] for r in kept).encode()).hexdigest()
         n_values = sum(r["train_values"] for r in kept)
         mean = sum(r["train_sum"] for r in kept) / max(n_values, 1)
