@@ -98,7 +98,7 @@ def memory_part(workspace: Path, full_rows: int | None, subset_rows: int) -> Non
     )
 
 
-def _rate(dataset: Path, ws, data: str, devices: int, seed: int) -> float:
+def _rate(dataset: Path, ws, data: str, devices: int, seed: int, epochs: int = 2) -> float:
     from latent.config import load_config
     from latent.tracking import setup_tracking
     from latent.train import train
@@ -107,7 +107,7 @@ def _rate(dataset: Path, ws, data: str, devices: int, seed: int) -> float:
         ROOT / "conf" / "default.yaml",
         [
             f"workspace={ws.root}",
-            "train.epochs=2",
+            f"train.epochs={epochs}",
             "train.batch_size=64",
             f"train.seed={seed}",
             f"train.data={data}",
@@ -119,9 +119,11 @@ def _rate(dataset: Path, ws, data: str, devices: int, seed: int) -> float:
     return train(dataset, cfg.model, cfg.train, ws, setup_tracking(cfg.tracking, ws), resume="never").samples_per_second
 
 
-def throughput_parts(parts: set[str], repeats: int) -> None:
-    """Runs alternate (in memory, streamed, 2 processes; then again with the next seed), so that a shared machine's
-    changing load weighs on each alike; the ratios are medians of each round's ratio."""
+def throughput_parts(parts: set[str], repeats: int, epochs: int) -> None:
+    """One warm-up run (discarded: it pays the process's first imports and the MLflow store's creation), then
+    `repeats` rounds of (in memory, streamed, 2 processes), each round with the next seed and the order of its runs
+    reversed every other round, so that neither warm-up nor a shared machine's changing load favours one mode; the
+    ratios are medians of each round's ratio."""
     import numpy as np
 
     from latent.data.dataset import write_dataset_table
@@ -131,15 +133,18 @@ def throughput_parts(parts: set[str], repeats: int) -> None:
     prototypes = rng.random((10, 784), dtype=np.float32)
     x = np.clip(prototypes[rng.integers(0, 10, 60_000)] + 0.1 * rng.standard_normal((60_000, 784), np.float32), 0, 1)
     rates: dict[str, list[float]] = {"memory": [], "stream": [], "two": []}
+    runs = [("memory", "memory", 1)]
+    if "b" in parts:
+        runs.append(("stream", "stream", 1))
+    if "c" in parts:
+        runs.append(("two", "memory", 2))
     with tempfile.TemporaryDirectory(prefix="latent-bench-scale-") as tmp:
         ws = Workspace.at(Path(tmp) / "ws")
         info = write_dataset_table(ws, "bench", x, shard_rows=8192)
+        _rate(info.path, ws, "memory", 1, 0, epochs=1)  # warm-up
         for seed in range(repeats):
-            rates["memory"].append(_rate(info.path, ws, "memory", 1, seed))
-            if "b" in parts:
-                rates["stream"].append(_rate(info.path, ws, "stream", 1, seed))
-            if "c" in parts:
-                rates["two"].append(_rate(info.path, ws, "memory", 2, seed))
+            for key, data, devices in runs if seed % 2 == 0 else runs[::-1]:
+                rates[key].append(_rate(info.path, ws, data, devices, seed, epochs))
     memory = statistics.median(rates["memory"])
     shown = lambda values: ", ".join(f"{v:,.0f}" for v in values)  # noqa: E731
     if "b" in parts:
@@ -164,7 +169,8 @@ def main() -> None:
     parser.add_argument("--full-rows", type=int, default=None, help="rows of the 'full' table (default: the grid)")
     parser.add_argument("--subset-rows", type=int, default=73_728)
     parser.add_argument("--skip", default="", help="parts to skip, e.g. a or b,c")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each throughput run")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     parts = {"a", "b", "c"} - set(args.skip.split(","))
@@ -172,7 +178,7 @@ def main() -> None:
         args.workspace.parent.mkdir(parents=True, exist_ok=True)
         memory_part(args.workspace, args.full_rows, args.subset_rows)
     if parts & {"b", "c"}:
-        throughput_parts(parts, args.repeats)
+        throughput_parts(parts, args.repeats, args.epochs)
 
 
 if __name__ == "__main__":

@@ -217,16 +217,16 @@ class TrainConfig(StrictModel):
     # auto: memory when those copies fit in a quarter of the available memory, else stream
     data: Literal["auto", "memory", "stream"] = "auto"
     shuffle_buffer: int = Field(default=16384, gt=0)  # rows per loader worker mixed by the streaming shuffle
-    # background processes reading ahead per rank (stream); 0: one reading thread in the training process, a few
-    # blocks ahead of the step; auto: 0 on the CPU, whose cores the training step already uses (a reader process
-    # beside it slows the step more than it saves), 2 on an accelerator
-    loader_workers: int | Literal["auto"] = "auto"
+    # who reads (stream): N background processes per rank; 0: one reading thread in the training process, a few
+    # blocks ahead of the step; inline: read between steps; auto: 2 processes on an accelerator, on the CPU the
+    # thread when a core is left free by the step's threads, else inline (see latent/data/stream.py)
+    loader_workers: int | Literal["auto", "inline"] = "auto"
 
     @field_validator("loader_workers", mode="before")
     @classmethod
     def _workers(cls, value: Any) -> Any:
-        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ValueError(f"expected auto or a number of processes >= 0, got {value!r}")
+        if value not in ("auto", "inline") and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"expected auto, inline or a number of processes >= 0, got {value!r}")
         return value
 
     devices: int = Field(default=1, gt=0)  # processes on this machine (DDP): one per GPU, or gloo processes on CPU

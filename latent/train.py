@@ -433,14 +433,21 @@ class StreamedData:
         )
         self.val = stream.SplitStream(val_units, val_split, 1024, cfg.seed, False, world.rank, world.size)
         self.n_train, self.n_val, self.steps = self.train.total, self.val.total, self.train.steps
-        self.workers = stream.loader_workers(cfg.loader_workers, device)
+        self.workers = stream.loader_workers(cfg.loader_workers, device, world.local_size)
         self._val_units, self._val_split, self._train_units = val_units, val_split, train_units
+        # small validation splits are read once (stream.VAL_CACHE_BYTES), kept in the stored dtype
+        row_bytes = info.feature_dim * stream.unit_dtype(val_units[0]).itemsize
+        self._val_bytes = math.ceil(self.val.total / world.size) * row_bytes
+        self._val_rows: torch.Tensor | None = None
         self._train_sample: tuple[int, np.ndarray] | None = None
 
     def _loader(self, dataset: stream.SplitStream) -> Iterator[torch.Tensor]:
         pin = self.device.type == "cuda"
-        if self.workers:
-            blocks: Iterable = torch.utils.data.DataLoader(
+        blocks: Iterable
+        if self.workers == "inline":  # read between steps: no core is free for a reader
+            blocks = iter(dataset)
+        elif self.workers:
+            blocks = torch.utils.data.DataLoader(
                 dataset, batch_size=None, num_workers=self.workers, prefetch_factor=4, pin_memory=pin
             )
         else:  # one reading thread in this process, a few blocks ahead of the step (the same blocks, same order)
@@ -458,7 +465,14 @@ class StreamedData:
         return self._loader(self.train)
 
     def val_batches(self) -> Iterator[torch.Tensor]:
-        return self._loader(self.val)
+        if self._val_rows is None and self._val_bytes <= stream.VAL_CACHE_BYTES:
+            start, stop = stream.rank_rows(self.val.total, self.val.rank, self.val.world)
+            self._val_rows = torch.from_numpy(
+                np.concatenate(list(stream.read_range(self._val_units, self._val_split, start, stop)))
+            )
+        if self._val_rows is None:
+            return self._loader(self.val)
+        return (stream.model_input(b, self.transform, self.device) for b in torch.split(self._val_rows, 1024))
 
     def sample(self, n: int) -> torch.Tensor:
         rows = np.concatenate(list(stream.read_range(self._val_units, self._val_split, 0, n)))
@@ -836,7 +850,7 @@ def _finalise(
     model.load_state_dict(torch.load(ckpt_dir / BEST_CHECKPOINT, map_location="cpu", weights_only=True)["model"])
     model.control.dataset_size = plan.info.splits.get("train", 0)
     model = model.eval()
-    cfg = plan.train_cfg.model_copy(update={"loader_workers": 0})
+    cfg = plan.train_cfg.model_copy(update={"loader_workers": "inline"})
     data = open_data(plan.info, cfg, plan.data_mode, World(), torch.device("cpu"), val_only=True)
     final = evaluate_batches(model, data.val_batches())
     sample = data.sample(1024)

@@ -18,7 +18,9 @@ from latent.data.stream import (
     batch_sizes,
     choose_data_mode,
     iter_batches,
+    loader_workers,
     read_ahead,
+    spare_cores,
     split_units,
 )
 from latent.distributed import World
@@ -127,11 +129,30 @@ def test_the_reading_thread_yields_the_plain_readers_batches(numbered, tmp_path)
         assert all(torch.equal(a, b.float()) for a, b in zip(threaded, expected, strict=True))
     val = SplitStream(split_units(numbered.path, "val"), "val", 1024, shuffle=False)
     assert torch.equal(torch.cat(list(data.val_batches())), torch.cat(list(iter_batches(val))).float())
+    inline_cfg = cfg.model_copy(update={"loader_workers": "inline"})
+    inline = open_data(numbered, inline_cfg, "stream", World(), torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(inline.train_batches(2, None), threaded, strict=True))
+    assert not _reader_threads()
     batches = data.train_batches(3, torch.Generator())
     next(batches)
     assert _reader_threads()
     batches.close()
     assert not _reader_threads(), "closing the consumer stops the reading thread"
+
+
+def test_auto_reads_in_a_thread_only_when_a_core_is_left_free():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        free = spare_cores()
+        assert loader_workers("auto", torch.device("cpu")) == (0 if free > 0 else "inline")
+        assert loader_workers("auto", torch.device("cpu"), local_processes=free + 1) == "inline"
+        torch.set_num_threads(max(1, threads))
+        assert loader_workers("auto", torch.device("cpu"), local_processes=64) == "inline"
+        assert loader_workers("auto", torch.device("cuda")) == 2
+        assert loader_workers("inline", torch.device("cpu")) == "inline" and loader_workers(0, torch.device("cpu")) == 0
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.timeout(120)

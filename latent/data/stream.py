@@ -44,6 +44,9 @@ DEFAULT_BUFFER_ROWS = 16384
 BATCHES_PER_BLOCK = 16
 # blocks a reading thread holds ready ahead of the training step (train.loader_workers: 0, the CPU's default)
 READ_AHEAD = 2
+# a rank's validation rows up to this size are read once and kept in their stored dtype (validation reads the same
+# rows every epoch, and its row groups are shared with train: streaming them re-reads the whole table for a tenth)
+VAL_CACHE_BYTES = 64 * 2**20
 MEMORY_SHARE = 0.25  # train.data=auto holds the table in memory when its float32 copy fits in this share of RAM
 
 T = TypeVar("T")
@@ -105,10 +108,18 @@ def batch_sizes(rows: int, steps: int, batch_size: int) -> list[int]:
     return sizes
 
 
+def unit_dtype(unit: Unit) -> np.dtype:
+    """The stored element type of a unit's rows (uint8 pixels, uint16 counts, float32 features)."""
+    try:
+        return np.dtype(stored_dtype(pq.read_schema(unit.file).field("x")))
+    except (pa.ArrowException, OSError, TypeError) as exc:
+        raise DataError(f"{unit.file}: cannot be read ({exc}); rebuild it with `latent preprocess --force`") from None
+
+
 def read_unit(unit: Unit, split: str) -> np.ndarray:
     """The split's rows of one row group as (n, d) in the stored dtype (uint8 pixels stay uint8)."""
     try:
-        with pq.ParquetFile(unit.file) as shard:
+        with pq.ParquetFile(unit.file, memory_map=True) as shard:  # mapped: a quarter faster than buffered reads
             table = shard.read_row_group(unit.row_group, columns=["split", "x"])
             dtype = stored_dtype(shard.schema_arrow.field("x"))
     except (pa.ArrowException, OSError, TypeError) as exc:
@@ -336,13 +347,29 @@ def model_input(x: torch.Tensor, transform: FeatureTransform, device: torch.devi
     return x
 
 
-def loader_workers(requested: int | str, device: torch.device) -> int:
-    """train.loader_workers resolved: `auto` reads in one thread of the training process on the CPU (the step's
-    threads already use every core, and a reader process beside them slows the step more than it saves;
-    `read_ahead`) and in 2 background processes per rank feeding an accelerator."""
+def loader_workers(requested: int | str, device: torch.device, local_processes: int = 1) -> int | str:
+    """train.loader_workers resolved to N processes, 0 (one reading thread in the training process) or "inline"
+    (read between steps, in the step's thread).
+
+    `auto` on an accelerator: 2 processes per rank. On the CPU: the reading thread when the machine has a core the
+    step's threads leave free, else inline. A reader beside threads that already hold every core only preempts them,
+    and each preempted thread stalls the step's others at their next barrier: measured on 2 cores with torch's 2
+    threads, a 60,000 x 784 epoch took 4.8 s with the thread, 4.1 s inline and 4.1 s in memory; with 1 torch thread
+    the thread overlaps the step (3.3 s, in memory 3.3 s; inline 3.7 s)."""
     if requested != "auto":
-        return int(requested)
-    return 0 if device.type == "cpu" else 2
+        return requested if requested == "inline" else int(requested)
+    if device.type != "cpu":
+        return 2
+    return 0 if spare_cores(local_processes) > 0 else "inline"
+
+
+def spare_cores(local_processes: int = 1) -> int:
+    """Cores of this process's CPU set that the training step's threads (of every local rank) leave free."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return cores - torch.get_num_threads() * local_processes
 
 
 def available_memory() -> int:
