@@ -16,7 +16,7 @@ from latent.analysis import (
     probe_accuracy,
     traversal_codes,
 )
-from latent.analysis.dr import TSNE_EXACT_NEIGHBORS_MAX, TSNE_FFT_THRESHOLD, fit_rows, tsne, tsne_plan
+from latent.analysis.dr import TSNE_EXACT_NEIGHBORS_MAX, TSNE_FFT_THRESHOLD, fit_rows, pca, tsne, tsne_plan
 from latent.errors import LatentError
 from latent.explore.commands import write_arithmetic, write_interpolation, write_traversals
 from latent.explore.compare import compare_tables
@@ -253,3 +253,14 @@ def test_cli_interpolate_and_compare(library_run, tmp_path, monkeypatch, latent_
     error = app_error_line(latent_app("disentangle", "--set", ws))
     assert "no ground-truth factor columns" in error
     assert not list((library_run.workspace.root / "analysis").glob("disentanglement-*"))
+
+
+def test_pca_of_one_row_is_the_origin_with_undefined_ratios_and_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn divides by n - 1 = 0 and warns
+        one = pca(np.ones((1, 4)))
+    assert one.coords.shape == (1, 1) and not one.coords.any() and np.isnan(one.explained_variance_ratio).all()
+    two = pca(np.array([[0.0, 1.0], [2.0, 1.0]]))
+    assert two.explained_variance_ratio[0] == pytest.approx(1.0)

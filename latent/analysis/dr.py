@@ -26,6 +26,9 @@ class PCAResult:
 def pca(codes: np.ndarray, n_components: int | None = None) -> PCAResult:
     from sklearn.decomposition import PCA
 
+    if len(codes) < 2:  # one row has no variance to explain: its coordinates are the origin, the ratios undefined
+        k = 1 if n_components is None else n_components
+        return PCAResult(np.zeros((len(codes), k)), np.full(k, np.nan))
     k = min(codes.shape) if n_components is None else n_components
     model = PCA(n_components=k, svd_solver="full").fit(codes)
     return PCAResult(model.transform(codes), model.explained_variance_ratio_)
