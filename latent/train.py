@@ -466,13 +466,16 @@ class StreamedData:
 
     def val_batches(self) -> Iterator[torch.Tensor]:
         if self._val_rows is None and self._val_bytes <= stream.VAL_CACHE_BYTES:
+            # kept on the device in the stored dtype: no host-to-device copy per epoch either
             start, stop = stream.rank_rows(self.val.total, self.val.rank, self.val.world)
-            self._val_rows = torch.from_numpy(
-                np.concatenate(list(stream.read_range(self._val_units, self._val_split, start, stop)))
-            )
+            chunks = list(stream.read_range(self._val_units, self._val_split, start, stop))
+            self._val_rows = torch.from_numpy(np.concatenate(chunks)).to(self.device) if chunks else None
+            if self._val_rows is None:  # more ranks than validation rows: this rank has none
+                return iter(())
         if self._val_rows is None:
             return self._loader(self.val)
-        return (stream.model_input(b, self.transform, self.device) for b in torch.split(self._val_rows, 1024))
+        batches = torch.split(self._val_rows, 1024)
+        return (stream.model_input(b, self.transform, self.device) for b in batches)
 
     def sample(self, n: int) -> torch.Tensor:
         rows = np.concatenate(list(stream.read_range(self._val_units, self._val_split, 0, n)))

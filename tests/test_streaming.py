@@ -140,6 +140,21 @@ def test_the_reading_thread_yields_the_plain_readers_batches(numbered, tmp_path)
     assert not _reader_threads(), "closing the consumer stops the reading thread"
 
 
+def test_a_small_validation_split_is_read_once_and_split_between_ranks(numbered, tmp_path):
+    cfg = small_config(tmp_path, "train.batch_size=1000").train
+    whole = torch.cat(list(open_data(numbered, cfg, "stream", World(), torch.device("cpu")).val_batches()))
+    parts = []
+    for rank in (0, 1):
+        data = open_data(numbered, cfg, "stream", World(rank=rank, size=2), torch.device("cpu"))
+        first = torch.cat(list(data.val_batches()))
+        assert torch.equal(first, torch.cat(list(data.val_batches())))  # the cached rows, the same every epoch
+        parts.append(first)
+    assert torch.equal(torch.cat(parts), whole) and len(whole) == numbered.splits["val"]
+    # more ranks than validation rows: a rank with none validates nothing instead of failing
+    empty = open_data(numbered, cfg, "stream", World(rank=0, size=1000), torch.device("cpu"))
+    assert list(empty.val_batches()) == []
+
+
 def test_auto_reads_in_a_thread_only_when_a_core_is_left_free():
     threads = torch.get_num_threads()
     try:
