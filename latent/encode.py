@@ -36,6 +36,7 @@ from latent.data.dataset import (
     read_increment,
     shard_files,
 )
+from latent.data.stream import put_unless_stopped
 from latent.errors import DataError
 from latent.models.io import load_logged_model
 from latent.progress import reporter
@@ -133,13 +134,7 @@ def _pipelined(source: Iterator, compute: Callable, sink: Callable, depth: int =
     stop = threading.Event()
 
     def put(q: queue.Queue, item: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(q, item, stop)
 
     def read() -> None:
         try:

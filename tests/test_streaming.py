@@ -3,6 +3,7 @@ the seed; equal batch counts on every rank; resumed streaming training equals an
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import mlflow
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from latent.data.dataset import write_dataset_table
+from latent.data.dataset import read_dataset_info, write_dataset_table
 from latent.data.stream import (
     SplitStream,
     batch_sizes,
@@ -150,6 +151,13 @@ def test_a_small_validation_split_is_read_once_and_split_between_ranks(numbered,
         assert torch.equal(first, torch.cat(list(data.val_batches())))  # the cached rows, the same every epoch
         parts.append(first)
     assert torch.equal(torch.cat(parts), whole) and len(whole) == numbered.splits["val"]
+    # read once: with the table gone, the next epochs still validate on the same rows
+    copy = tmp_path / "copy"
+    shutil.copytree(numbered.path, copy)
+    data = open_data(read_dataset_info(copy), cfg, "stream", World(), torch.device("cpu"))
+    first = torch.cat(list(data.val_batches()))
+    shutil.rmtree(copy)
+    assert torch.equal(torch.cat(list(data.val_batches())), first) and torch.equal(first, whole)
     # more ranks than validation rows: a rank with none validates nothing instead of failing
     empty = open_data(numbered, cfg, "stream", World(rank=0, size=1000), torch.device("cpu"))
     assert list(empty.val_batches()) == []

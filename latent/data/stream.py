@@ -283,6 +283,18 @@ class _Pool:
         self.slots = self.slots[kept]
 
 
+def put_unless_stopped(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put `item` on a bounded queue, waiting for room until `stop` is set; False when stopped first (the consumer
+    is gone and the producing thread should end)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def read_ahead(blocks: Iterable[T], depth: int = READ_AHEAD) -> Iterator[T]:
     """The items of `blocks`, produced in a background thread up to `depth` ahead of the consumer, in the same
     order. Reading overlaps the training step: Parquet decoding and NumPy's copies release the GIL.
@@ -294,13 +306,7 @@ def read_ahead(blocks: Iterable[T], depth: int = READ_AHEAD) -> Iterator[T]:
     stop = threading.Event()
 
     def put(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(items, entry, stop)
 
     def produce() -> None:
         try:
