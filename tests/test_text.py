@@ -24,6 +24,52 @@ def test_npmi_is_one_for_words_that_always_co_occur_and_minus_one_for_words_that
     assert top_word_indices(np.array([[0.1, 0.9, 0.5]]), 2).tolist() == [[1, 2]]
 
 
+def test_the_built_in_corpus_draws_its_background_share_from_general_words_only():
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from latent.data.sources.text import FILLER_WORDS, GENERAL_WORDS, TOPIC_WORDS, generate_corpus
+
+    topical = {w for words in TOPIC_WORDS.values() for w in words}
+    general = set(GENERAL_WORDS)
+    assert len(general) == len(GENERAL_WORDS) > 100
+    assert not general & (topical | set(FILLER_WORDS) | set(ENGLISH_STOP_WORDS))  # survives stop-word removal
+    for background in (0.0, 0.2):
+        docs, _ = generate_corpus(400, 0, background)
+        tokens = [w.strip(".").lower() for d in docs for w in d.split()]
+        share = sum(w in general for w in tokens) / len(tokens)
+        assert share == pytest.approx(background, abs=0.01)
+
+
+def test_prodlda_topics_stay_coherent_where_lda_takes_in_the_general_words():
+    """ProdLDA's known advantage (Srivastava & Sutton, 2017): with general words in the corpus, LDA's mixture puts
+    them among its topics' top words; the product of experts keeps each topic's words its own."""
+    import torch
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from latent.analysis.topics import compare_with_lda
+    from latent.data.sources.text import GENERAL_WORDS, generate_corpus
+    from latent.models.prodlda import ProdLDA, ProdLDAConfig
+
+    docs, _ = generate_corpus(1200, 0, 0.25)
+    vectorizer = CountVectorizer(min_df=2, stop_words="english").fit(docs[:1000])
+    x_train, x_test = (vectorizer.transform(d).toarray().astype(np.float32) for d in (docs[:1000], docs[1000:]))
+    vocabulary = vectorizer.get_feature_names_out().tolist()
+    torch.manual_seed(0)
+    model = ProdLDA(ProdLDAConfig(input_dim=len(vocabulary), latent_dim=8))
+    (optimizer,) = model.configure_optimizers(0.002, 0.0)
+    x = torch.from_numpy(x_train)
+    for _ in range(40):
+        model.train()
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), 64):
+            model.train_step(x[order[start : start + 64]], [optimizer], 0.0)
+    metrics, words = compare_with_lda(model, x_train, x_test, vocabulary)
+    general = set(GENERAL_WORDS)
+    in_topics = {name: sum(w in general for topic in w_ for w in topic) for name, w_ in words.items()}
+    assert in_topics["lda"] > in_topics["prodlda"], in_topics
+    assert metrics["text_npmi_prodlda"] > metrics["text_npmi_lda"] + 0.03, metrics
+
+
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("text")
@@ -106,3 +152,22 @@ def test_a_missing_text_column_names_the_file_and_the_key(tmp_path, prefect_harn
     monkeypatch.chdir(tmp_path)
     line = app_error_line(latent_app("ingest", "-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.jsonl"))
     assert "docs.jsonl: line 1 has no field 'text' (dataset.text.column)" in line
+
+
+def test_max_df_drops_the_words_of_every_document_and_a_vocabulary_left_empty_is_one_line(
+    tmp_path, prefect_harness, monkeypatch, latent_app
+):
+    (tmp_path / "conf").mkdir()
+    for name in ("default.yaml", "text-prodlda.yaml"):
+        (tmp_path / "conf" / name).write_text((ROOT / "conf" / name).read_text())
+    _write(tmp_path / "docs.csv", b"text\n" + b"".join(b'"planet orbit %s"\n' % w for w in (b"comet", b"moon") * 20))
+    monkeypatch.chdir(tmp_path)
+    base = ["-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.csv", "--set", "dataset.text.max_df=0.6"]
+    for stage in ("ingest", "preprocess"):
+        result = latent_app(stage, *base)
+        assert result.exit_code == 0, result.stderr
+    vocabulary = json.loads(next((tmp_path / "workspace" / "datasets").glob("*/vocabulary.json")).read_text())
+    assert vocabulary == ["comet", "moon"]  # "planet" and "orbit" are in every document
+    assert latent_app("ingest", *base[:-1], "dataset.text.max_df=0.3").exit_code == 0
+    line = app_error_line(latent_app("preprocess", *base[:-1], "dataset.text.max_df=0.3"))
+    assert "docs.csv: no vocabulary from the train split" in line and "max_df" in line

@@ -3,8 +3,8 @@ sub-folder), or the built-in generated corpus, as bag-of-words counts.
 
 Ingest reads every document once into `raw.parquet` (id, label, text, and why a row is unusable: not UTF-8, or
 empty). Preprocessing first fits the vocabulary on the train split only (scikit-learn's CountVectorizer: size,
-minimum document frequency and stop words from `dataset.text`), writes it into a plan of its own, and then each Dask
-worker turns its documents into count vectors over that fixed vocabulary. The dataset table stores the counts as a
+minimum and maximum document frequency and stop words from `dataset.text`), writes it into a plan of its own, and
+then each Dask worker turns its documents into count vectors over that fixed vocabulary. The dataset table stores the counts as a
 dense uint16 vector (LZ4 makes the zeros nearly free on disk; see docs/text.md, "Storage") and a short
 `text_preview` column that latent tables carry on for analysts.
 """
@@ -446,21 +446,41 @@ FILLER_WORDS = [
 ]
 
 
-def generate_corpus(n: int, seed: int) -> tuple[list[str], list[int]]:
-    """n documents drawn as LDA assumes (topic mixture ~ Dirichlet(0.3), then words), with filler words between;
-    each labelled with its dominant topic (the index into TOPIC_WORDS)."""
+# General words of running text that survive stop-word removal (no topic or filler word, none in scikit-learn's
+# English stop-word list), most frequent first: the background vocabulary every real corpus has.
+_GENERAL = """
+thing woman child state family student group problem case week company question government night point room
+area money story fact month lot study book eye job business issue service friend power hour game member law car
+city community president minute idea kid body information parent face level office door health person art war
+history party result change morning reason research girl guy moment teacher force education ask feel try leave
+early young public bad able best better sure free true real local late hard major clear possible according
+report news told today yesterday million percent plan official national support including recent making working
+getting started based included open hold turn start play following given
+"""
+GENERAL_WORDS = _GENERAL.split()
+
+
+def generate_corpus(n: int, seed: int, background: float = 0.0) -> tuple[list[str], list[int]]:
+    """n documents drawn as LDA assumes (topic mixture ~ Dirichlet(0.3), then words), with filler words between
+    (35 % of words) and a `background` share of words from GENERAL_WORDS (Zipf, exponent 1), as running text has;
+    each labelled with its dominant topic (the index into TOPIC_WORDS). `background` 0 is LDA's exact model."""
     rng = np.random.default_rng(seed)
     topics = list(TOPIC_WORDS.values())
     zipf = [np.arange(1, len(t) + 1) ** -0.8 for t in topics]
     zipf = [w / w.sum() for w in zipf]
+    general = 1.0 / np.arange(1, len(GENERAL_WORDS) + 1)
+    general /= general.sum()
     docs, labels = [], []
     for _ in range(n):
         theta = rng.dirichlet(np.full(len(topics), 0.3))
         length = 30 + rng.poisson(50)
         words = []
         for _ in range(length):
-            if rng.random() < 0.35:
+            u = rng.random()
+            if u < 0.35:
                 words.append(FILLER_WORDS[rng.integers(len(FILLER_WORDS))])
+            elif u < 0.35 + background:
+                words.append(GENERAL_WORDS[rng.choice(len(GENERAL_WORDS), p=general)])
             else:
                 k = rng.choice(len(topics), p=theta)
                 words.append(topics[k][rng.choice(len(topics[k]), p=zipf[k])])
@@ -568,7 +588,7 @@ class TextSource(Source):
         opts = self._opts()
         root, files = self._files()
         if not self.cfg.path:
-            docs, labels = generate_corpus(opts.n_documents, opts.seed)
+            docs, labels = generate_corpus(opts.n_documents, opts.seed, opts.background)
             ids = [f"text-{i:05d}" for i in range(len(docs))]
             return ids, labels, [d.encode() for d in docs], ids
         if root is not None:
@@ -633,11 +653,14 @@ class TextSource(Source):
         if not train:
             raise DataError(f"{self.cfg.path or 'the built-in corpus'}: no usable train documents to fit a vocabulary")
         vectorizer = CountVectorizer(
-            max_features=opts.vocab_size, min_df=min(opts.min_df, len(train)), stop_words=opts.stop_words
+            max_features=opts.vocab_size,
+            min_df=min(opts.min_df, len(train)),
+            max_df=opts.max_df,
+            stop_words=opts.stop_words,
         )
         try:
             vectorizer.fit(train)
-        except ValueError as exc:  # e.g. every word is a stop word or below min_df
+        except ValueError as exc:  # e.g. every word is a stop word, below min_df or above max_df
             raise DataError(f"{self.cfg.path or 'text'}: no vocabulary from the train split ({exc})") from None
         vocabulary = [str(w) for w in vectorizer.get_feature_names_out()]
         plan["info"]["vocabulary"] = vocabulary
