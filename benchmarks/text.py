@@ -1,10 +1,12 @@
 """Text: ProdLDA against scikit-learn's LDA in one `latent run`, and how to store bag-of-words counts.
 
-    python benchmarks/text.py [--workspace DIR] [--threads 1] [--set key=value ...]   # the model comparison
+    python benchmarks/text.py [--workspace DIR] [--threads 1] [--backgrounds 0.1,0] [--set key=value ...]
     python benchmarks/text.py --storage                                                 # the storage measurement
 
-The comparison runs conf/text-prodlda.yaml on the built-in corpus and prints the report's held-out perplexity and
-NPMI coherence of both models (same topics count, same split, same top-10 words rule, same reference documents).
+The comparison runs conf/text-prodlda.yaml on the built-in corpus once per `--backgrounds` share of general words
+(0.1, the preset's corpus, and 0, LDA's exact generative process) and prints each report's held-out perplexity and
+NPMI coherence of both models (same topics count, same split, same top-10 words rule, same reference documents) and
+the NPMI of the corpus's true topics. With `--set dataset.path=...` it runs once, on that corpus.
 
 The storage measurement writes the counts of two corpora as Parquet (LZ4, as the dataset table is written) in four
 forms: dense float32 rows (what the dataset table stores), dense uint8 rows (counts clipped at 255), dense uint16
@@ -35,31 +37,39 @@ from benchmarks.faults import subprocess_env  # noqa: E402
 FAST = ["report.disentanglement=false", "report.tsne_iterations=300"]
 
 
-def compare(workspace: Path, threads: int, sets: list[str]) -> None:
-    args = [sys.executable, "-m", "latent.flows.cli", "run", "-c", str(ROOT / "conf" / "text-prodlda.yaml")]
-    for s in [f"workspace={workspace}", *FAST, *sets]:
-        args += ["--set", s]
-    env = {**subprocess_env(workspace), "OMP_NUM_THREADS": str(threads)}
-    started = time.perf_counter()
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"text-prodlda: latent run failed:\n{proc.stderr[-2000:]}")
-    reports = sorted((workspace / "reports").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
-    m = json.loads(reports[-1].read_text())
-    print(f"text-prodlda: latent run {seconds:.0f} s, {m['text_heldout_documents']:.0f} held-out documents")
-    print(f"  {'':<18} {'NPMI (higher better)':>22} {'perplexity (lower better)':>27}")
-    for name, label in (("prodlda", "ProdLDA"), ("lda", "scikit-learn LDA")):
-        print(f"  {label:<18} {m[f'text_npmi_{name}']:>22.3f} {m[f'text_perplexity_{name}']:>27.1f}")
-    if not any(x.startswith("dataset.") for x in sets):
-        truth = true_topics_npmi(workspace, int(m["text_heldout_documents"]))
+def compare(workspace: Path, threads: int, sets: list[str], backgrounds: list[float]) -> None:
+    """One `latent run` of the preset per background share of the built-in corpus (or one run on the corpus that
+    `sets` names), each printing both models' figures from its report."""
+    own_corpus = any(x.startswith(("dataset.path=", "dataset.source=")) for x in sets)
+    for background in [None] if own_corpus else backgrounds:
+        where = workspace if background is None else workspace / f"background-{background:g}"
+        extra = [] if background is None else [f"dataset.text.background={background:g}"]
+        where.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "latent.flows.cli", "run", "-c", str(ROOT / "conf" / "text-prodlda.yaml")]
+        for s in [f"workspace={where}", *FAST, *extra, *sets]:
+            args += ["--set", s]
+        env = {**subprocess_env(where), "OMP_NUM_THREADS": str(threads)}
+        started = time.perf_counter()
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"text-prodlda: latent run failed:\n{proc.stderr[-2000:]}")
+        reports = sorted((where / "reports").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+        m = json.loads(reports[-1].read_text())
+        corpus = "your corpus" if background is None else f"built-in corpus, background {background:g}"
         print(
-            f"  {'the 8 true topics':<18} {truth:>22.3f} {'':>27}  (each list's 10 most probable words in the vocabulary)"
+            f"\ntext-prodlda on the {corpus}: latent run {seconds:.0f} s, {m['text_heldout_documents']:.0f} held-out documents"
         )
-    print(f"workspace: {workspace}  (OMP_NUM_THREADS={threads})")
+        print(f"  {'':<18} {'NPMI (higher better)':>22} {'perplexity (lower better)':>27}")
+        for name, label in (("prodlda", "ProdLDA"), ("lda", "scikit-learn LDA")):
+            print(f"  {label:<18} {m[f'text_npmi_{name}']:>22.3f} {m[f'text_perplexity_{name}']:>27.1f}")
+        if background is not None:
+            truth = true_topics_npmi(where, int(m["text_heldout_documents"]), background)
+            print(f"  {'the 8 true topics':<18} {truth:>22.3f}  (each list's 10 most probable words in the vocabulary)")
+    print(f"\nworkspace: {workspace}  (OMP_NUM_THREADS={threads})")
 
 
-def true_topics_npmi(workspace: Path, heldout: int) -> float:
+def true_topics_npmi(workspace: Path, heldout: int, background: float) -> float:
     """NPMI of the corpus's own eight topics (each word list's 10 most probable words, Zipf order, that are in the
     run's vocabulary) by the report's function on the run's test documents: the score of the generating truth."""
     from sklearn.feature_extraction.text import CountVectorizer
@@ -71,7 +81,7 @@ def true_topics_npmi(workspace: Path, heldout: int) -> float:
 
     (vocab_file,) = sorted((workspace / "datasets").glob("*/vocabulary.json"), key=lambda p: p.stat().st_mtime)[-1:]
     vocabulary = json.loads(vocab_file.read_text())
-    docs, _ = generate_corpus(3000, 0)
+    docs, _ = generate_corpus(3000, 0, background)
     test = [d for i, d in enumerate(docs) if split_of(f"text-{i:05d}", SplitConfig()) == "test"]
     if len(test) != heldout:
         raise SystemExit(f"true topics: {len(test)} test documents rebuilt, the report had {heldout}")
@@ -89,7 +99,7 @@ def builtin_counts() -> np.ndarray:
 
     from latent.data.sources.text import generate_corpus
 
-    docs, _ = generate_corpus(3000, 0)
+    docs, _ = generate_corpus(3000, 0, 0.1)
     return CountVectorizer(max_features=2000, min_df=2, stop_words="english").fit_transform(docs).toarray()
 
 
@@ -192,6 +202,9 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument(
+        "--backgrounds", default="0.1,0", help="built-in corpus: comma-separated shares of general words, a run each"
+    )
     parser.add_argument("--storage", action="store_true", help="measure sparse against dense storage instead")
     args = parser.parse_args()
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="latent-text-"))
@@ -199,7 +212,7 @@ def main() -> None:
     if args.storage:
         storage(workspace)
     else:
-        compare(workspace, args.threads, args.sets)
+        compare(workspace, args.threads, args.sets, [float(b) for b in args.backgrounds.split(",")])
 
 
 if __name__ == "__main__":
