@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from latent.analysis.topics import npmi_coherence, top_word_indices
-from tests.helpers import ROOT, app_error_line, latent_cmd
+from tests.helpers import ROOT, app_error_line, latent_cmd, one_line_error
 
 pytestmark = pytest.mark.e2e
 
@@ -110,11 +110,14 @@ def test_analysis_commands_work_on_a_text_table(text_run, monkeypatch, latent_ap
         ["neighbors", ids[0], "-k", "3"],
         ["probe", "--budgets", "10,all"],
         ["arithmetic", "--plus", "label = 1", "--minus", "label = 0", "--rows", "2"],
+        ["compare", str(table.parent.parent), str(table.parent.parent)],
     ):
         result = latent_app(*command, *args)
         assert result.exit_code == 0, (command, result.stdout, result.stderr)
     analysis = next((cwd / "workspace" / "analysis").glob("interpolation-*/analysis.json"))
     assert len(json.loads(analysis.read_text())["decoded_top_words"]) == 4
+    # documents have no shifted domain to transfer to: one line (a flow command: a real process, Prefect's server)
+    assert "apply to images" in one_line_error(latent_cmd("transfer", *args, cwd=cwd))
 
 
 def _write(path: Path, data: bytes) -> Path:
