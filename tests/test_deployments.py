@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,7 @@ def test_prefect_deploy_and_latent_serve_register_the_same_deployments(server_en
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.exceptions import ObjectAlreadyExists
+    from prefect.states import Scheduled
 
     with get_client(sync_client=True) as client:
         for d in client.read_deployments():
@@ -198,10 +200,13 @@ def test_prefect_deploy_and_latent_serve_register_the_same_deployments(server_en
                 time.sleep(2)
                 served = _registered(client)
             # two runs of the nightly deployment come due together (a short one: ingest only): `latent serve` runs
-            # them one after the other
+            # them one after the other. Both are due 20 s ahead, beyond the runner's 10 s prefetch, so one poll
+            # takes both (created "now", a poll between the two creations could take the first alone and finish it
+            # before the next poll, and the limit would never be put to the test)
             nightly = next(d.id for d in client.read_deployments() if d.name == "nightly")
             params = {"stages": ["ingest"], "overrides": [f"workspace={tmp_path / 'ws'}"]}
-            runs = [client.create_flow_run_from_deployment(nightly, parameters=params) for _ in range(2)]
+            due = Scheduled(scheduled_time=datetime.now(UTC) + timedelta(seconds=20))
+            runs = [client.create_flow_run_from_deployment(nightly, parameters=params, state=due) for _ in range(2)]
             while time.time() < deadline + 300 and not all(client.read_flow_run(r.id).state.is_final() for r in runs):
                 assert serve.poll() is None, serve.stdout.read()[-3000:]
                 time.sleep(2)
