@@ -76,6 +76,22 @@ def subprocess_env(home: Path) -> dict[str, str]:
     return env
 
 
+def run_preset(preset: str, workspace: Path, threads: int, sets: list[str]) -> tuple[dict, float]:
+    """`latent run -c conf/<preset>.yaml` in its own process with `threads` OpenMP threads: (the metrics of the
+    report it wrote, seconds). A failed run ends the benchmark with its last error lines."""
+    args = [sys.executable, "-m", "latent.flows.cli", "run", "-c", str(ROOT / "conf" / f"{preset}.yaml")]
+    for s in [f"workspace={workspace}", *sets]:
+        args += ["--set", s]
+    env = {**subprocess_env(workspace), "OMP_NUM_THREADS": str(threads)}
+    started = time.perf_counter()
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{preset}: latent run failed:\n{proc.stderr[-2000:]}")
+    reports = sorted((workspace / "reports").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(reports[-1].read_text()), seconds
+
+
 def run_args(workspace: Path, sets: list[str]) -> list[str]:
     args = ["run", "--config", str(ROOT / "conf" / "default.yaml"), "--set", f"workspace={workspace}"]
     for s in [*BASE_SETS, *sets]:

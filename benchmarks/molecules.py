@@ -16,34 +16,17 @@ GRUs than two (two threads spin against each other and the machine's other work)
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.faults import subprocess_env  # noqa: E402
+from benchmarks.faults import run_preset  # noqa: E402
 
 PRESETS = ("molecules-fingerprint", "molecules-selfies")
 FAST = ["report.disentanglement=false", "report.tsne_iterations=300"]
-
-
-def run_preset(preset: str, workspace: Path, threads: int, sets: list[str]) -> tuple[dict, float]:
-    args = [sys.executable, "-m", "latent.flows.cli", "run", "-c", str(ROOT / "conf" / f"{preset}.yaml")]
-    for s in [f"workspace={workspace}", *FAST, *sets]:
-        args += ["--set", s]
-    env = {**subprocess_env(workspace), "OMP_NUM_THREADS": str(threads)}
-    started = time.perf_counter()
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"{preset}: latent run failed:\n{proc.stderr[-2000:]}")
-    reports = sorted((workspace / "reports").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(reports[-1].read_text()), seconds
 
 
 def main() -> None:
@@ -56,7 +39,7 @@ def main() -> None:
     workspace.mkdir(parents=True, exist_ok=True)
     results = {}
     for preset in PRESETS:
-        results[preset] = run_preset(preset, workspace, args.threads, args.sets)
+        results[preset] = run_preset(preset, workspace, args.threads, [*FAST, *args.sets])
         print(f"{preset}: latent run {results[preset][1]:.0f} s", flush=True)
     selfies = results["molecules-selfies"][0]
     print("\nSELFIES VAE, 64 prior samples (sampled at temperature 1):")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.faults import subprocess_env  # noqa: E402
+from benchmarks.faults import run_preset  # noqa: E402
 
 FAST = ["report.disentanglement=false", "report.tsne_iterations=300"]
 
@@ -45,17 +44,7 @@ def compare(workspace: Path, threads: int, sets: list[str], backgrounds: list[fl
         where = workspace if background is None else workspace / f"background-{background:g}"
         extra = [] if background is None else [f"dataset.text.background={background:g}"]
         where.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "latent.flows.cli", "run", "-c", str(ROOT / "conf" / "text-prodlda.yaml")]
-        for s in [f"workspace={where}", *FAST, *extra, *sets]:
-            args += ["--set", s]
-        env = {**subprocess_env(where), "OMP_NUM_THREADS": str(threads)}
-        started = time.perf_counter()
-        proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-        seconds = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"text-prodlda: latent run failed:\n{proc.stderr[-2000:]}")
-        reports = sorted((where / "reports").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
-        m = json.loads(reports[-1].read_text())
+        m, seconds = run_preset("text-prodlda", where, threads, [*FAST, *extra, *sets])
         corpus = "your corpus" if background is None else f"built-in corpus, background {background:g}"
         print(
             f"\ntext-prodlda on the {corpus}: latent run {seconds:.0f} s, {m['text_heldout_documents']:.0f} held-out documents"
