@@ -5,8 +5,8 @@
 
 The comparison runs conf/text-prodlda.yaml on the built-in corpus once per `--backgrounds` share of general words
 (0.1, the preset's corpus, and 0, LDA's exact generative process) and prints each report's held-out perplexity and
-NPMI coherence of both models (same topics count, same split, same top-10 words rule, same reference documents) and
-the NPMI of the corpus's true topics. With `--set dataset.path=...` it runs once, on that corpus.
+NPMI coherence of both models (same topics count, same split, same top-10 words rule; NPMI on all documents and on
+the held-out ones) and the NPMI of the corpus's true topics. With `--set dataset.path=...` it runs once, on that corpus.
 
 The storage measurement writes the counts of two corpora as Parquet (LZ4, as the dataset table is written) in four
 forms: dense float32 rows (what the dataset table stores), dense uint8 rows (counts clipped at 255), dense uint16
@@ -49,18 +49,22 @@ def compare(workspace: Path, threads: int, sets: list[str], backgrounds: list[fl
         print(
             f"\ntext-prodlda on the {corpus}: latent run {seconds:.0f} s, {m['text_heldout_documents']:.0f} held-out documents"
         )
-        print(f"  {'':<18} {'NPMI (higher better)':>22} {'perplexity (lower better)':>27}")
+        print(f"  {'':<18} {'NPMI, all documents':>20} {'NPMI, held-out':>15} {'perplexity (held-out)':>22}")
         for name, label in (("prodlda", "ProdLDA"), ("lda", "scikit-learn LDA")):
-            print(f"  {label:<18} {m[f'text_npmi_{name}']:>22.3f} {m[f'text_perplexity_{name}']:>27.1f}")
+            npmi, heldout = m[f"text_npmi_{name}"], m[f"text_npmi_heldout_{name}"]
+            print(f"  {label:<18} {npmi:>20.3f} {heldout:>15.3f} {m[f'text_perplexity_{name}']:>22.1f}")
         if background is not None:
-            truth = true_topics_npmi(where, int(m["text_heldout_documents"]), background)
-            print(f"  {'the 8 true topics':<18} {truth:>22.3f}  (each list's 10 most probable words in the vocabulary)")
+            truth, truth_heldout = true_topics_npmi(where, int(m["text_heldout_documents"]), background)
+            print(
+                f"  {'the 8 true topics':<18} {truth:>20.3f} {truth_heldout:>15.3f}  (each list's 10 most probable words)"
+            )
     print(f"\nworkspace: {workspace}  (OMP_NUM_THREADS={threads})")
 
 
-def true_topics_npmi(workspace: Path, heldout: int, background: float) -> float:
+def true_topics_npmi(workspace: Path, heldout: int, background: float) -> tuple[float, float]:
     """NPMI of the corpus's own eight topics (each word list's 10 most probable words, Zipf order, that are in the
-    run's vocabulary) by the report's function on the run's test documents: the score of the generating truth."""
+    run's vocabulary) by the report's function on all the run's documents and on its test documents: the score of
+    the generating truth."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     from latent.analysis.topics import npmi_coherence
@@ -74,10 +78,11 @@ def true_topics_npmi(workspace: Path, heldout: int, background: float) -> float:
     test = [d for i, d in enumerate(docs) if split_of(f"text-{i:05d}", SplitConfig()) == "test"]
     if len(test) != heldout:
         raise SystemExit(f"true topics: {len(test)} test documents rebuilt, the report had {heldout}")
-    counts = CountVectorizer(vocabulary=vocabulary).transform(test).toarray()
+    vectorizer = CountVectorizer(vocabulary=vocabulary)
     index = {w: i for i, w in enumerate(vocabulary)}
     top = np.array([[index[w] for w in words if w in index][:10] for words in TOPIC_WORDS.values()])
-    return float(npmi_coherence(top, counts).mean())
+    every, held_out = (vectorizer.transform(d).toarray() for d in (docs, test))
+    return float(npmi_coherence(top, every).mean()), float(npmi_coherence(top, held_out).mean())
 
 
 # ---- storage -----------------------------------------------------------------------------------------------------

@@ -86,9 +86,11 @@ def test_latent_run_on_text_reports_topics_against_lda(text_run):
     cwd, _ = text_run
     report = next((cwd / "workspace" / "reports").glob("*/metrics.json"))
     metrics = json.loads(report.read_text())
-    for key in ("text_npmi_prodlda", "text_npmi_lda", "text_perplexity_prodlda", "text_perplexity_lda"):
+    keys = ("text_npmi_prodlda", "text_npmi_lda", "text_npmi_heldout_prodlda", "text_npmi_heldout_lda")
+    for key in (*keys, "text_perplexity_prodlda", "text_perplexity_lda"):
         assert np.isfinite(metrics[key]), key
     assert -1 <= metrics["text_npmi_prodlda"] <= 1 and metrics["text_perplexity_prodlda"] > 1
+    assert metrics["text_reference_documents"] == 300 > metrics["text_heldout_documents"]  # every document
     page = (report.parent / "report.html").read_text()
     assert "Topics: top words per latent dimension" in page and "Samples from the prior as their top words" in page
     assert '"kind":"text"' in page  # the document start goes beside the hovered point

@@ -1,10 +1,12 @@
 """Topic-model metrics as pure functions of arrays: top words, NPMI coherence, perplexity; and the comparison of a
 trained topic VAE with scikit-learn's LatentDirichletAllocation on the same split.
 
-NPMI is computed here from document co-occurrence on the held-out documents (Lau et al., 2014; Bouma, 2009):
+NPMI is computed here from document co-occurrence in a reference corpus (Lau et al., 2014; Bouma, 2009):
 NPMI(a, b) = log(p(a, b) / (p(a) p(b))) / −log p(a, b), with p the fraction of documents containing the words, −1
 for a pair that never co-occurs; a topic's coherence is the mean over the pairs of its top words. No gensim: it is
-one matrix product over a binary document-word matrix.
+one matrix product over a binary document-word matrix. The comparison's reference corpus is every document of the
+dataset (as topic-model toolkits such as OCTIS use the corpus itself); it is also given on the held-out documents
+alone, where a topic's specific words rarely meet in a few hundred documents and score near −1.
 """
 
 from __future__ import annotations
@@ -70,10 +72,16 @@ def model_neg_elbo(model: torch.nn.Module, x: np.ndarray, batch_size: int = 1024
 
 
 def compare_with_lda(
-    model: torch.nn.Module, x_train: np.ndarray, x_test: np.ndarray, vocabulary: list[str], seed: int = 0
+    model: torch.nn.Module,
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    vocabulary: list[str],
+    seed: int = 0,
+    x_reference: np.ndarray | None = None,
 ) -> tuple[dict[str, float], dict[str, list[list[str]]]]:
     """Held-out perplexity and NPMI coherence of the model's topics and of scikit-learn's LDA with as many topics,
-    fitted on the same train documents and scored on the same held-out ones. Returns (metrics, top words)."""
+    fitted on the same train documents. NPMI on `x_reference` (every document of the dataset; default: train and
+    held-out together) and on the held-out documents alone. Returns (metrics, top words)."""
     from sklearn.decomposition import LatentDirichletAllocation
 
     k = int(model.config.latent_dim)
@@ -82,10 +90,12 @@ def compare_with_lda(
     lda.fit(x_train)
     metrics: dict[str, float] = {}
     words = {"prodlda": top_words(weights, vocabulary), "lda": top_words(lda.components_, vocabulary)}
+    reference = np.concatenate([x_train, x_test]) if x_reference is None else x_reference
     for name, w in (("prodlda", weights), ("lda", lda.components_)):
-        coherence = npmi_coherence(top_word_indices(w), x_test)
-        metrics[f"text_npmi_{name}"] = float(coherence.mean())
+        metrics[f"text_npmi_{name}"] = float(npmi_coherence(top_word_indices(w), reference).mean())
+        metrics[f"text_npmi_heldout_{name}"] = float(npmi_coherence(top_word_indices(w), x_test).mean())
     metrics["text_perplexity_prodlda"] = perplexity_from_bound(model_neg_elbo(model, x_test), x_test)
     metrics["text_perplexity_lda"] = float(lda.perplexity(x_test))
     metrics["text_heldout_documents"] = float(len(x_test))
+    metrics["text_reference_documents"] = float(len(reference))
     return metrics, words

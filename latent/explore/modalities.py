@@ -57,7 +57,8 @@ def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
     sections, metrics = [], {}
     has_topics = hasattr(space.model, "topic_word_weights")
     if has_topics and len(x_test) >= 2 and len(x_train) >= 2:
-        metrics, words = compare_with_lda(space.model, x_train, x_test, vocabulary, seed=cfg.seed)
+        _, x_all, _ = load_dataset_arrays(dataset, ("train", "val", "test"))
+        metrics, words = compare_with_lda(space.model, x_train, x_test, vocabulary, seed=cfg.seed, x_reference=x_all)
         order = [int(d) for d in np.argsort(-kl, kind="stable")]
         rows = [[f"z{d}", f"{kl[d]:.2f}", " ".join(words["prodlda"][d])] for d in order]
         sections.append(
@@ -73,6 +74,8 @@ def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
             "text_perplexity_lda": "held-out perplexity, scikit-learn LDA (its variational bound)",
             "text_npmi_prodlda": "NPMI coherence of the top-10 words, this model",
             "text_npmi_lda": "NPMI coherence of the top-10 words, scikit-learn LDA",
+            "text_npmi_heldout_prodlda": "NPMI on the held-out documents alone, this model",
+            "text_npmi_heldout_lda": "NPMI on the held-out documents alone, scikit-learn LDA",
         }
         lda_rows = [[f"topic {k}", " ".join(w)] for k, w in enumerate(words["lda"])]
         sections.append(
@@ -80,9 +83,10 @@ def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
                 "topic-metrics",
                 "Topic model against scikit-learn's LDA",
                 f"<p>Both have {space.model.config.latent_dim} topics, are fitted on the same "
-                f"{len(x_train):,} train documents and scored on the same {len(x_test):,} {held_out} documents. "
-                "NPMI from document co-occurrence on those held-out documents (−1 to 1, higher is more coherent); "
-                "perplexity per word (lower is better).</p>"
+                f"{len(x_train):,} train documents; perplexity per word on the same {len(x_test):,} {held_out} "
+                "documents (lower is better). NPMI (−1 to 1, higher is more coherent) from document co-occurrence "
+                f"in all {len(x_all):,} documents of the dataset, and in the {held_out} documents alone, where "
+                "a topic's specific words rarely meet and score near −1.</p>"
                 + _words_table(["metric", "value"], [[text, f"{metrics[k]:.4g}"] for k, text in described.items()])
                 + "<h3>LDA's topics</h3>"
                 + _words_table(["topic", "top words"], lda_rows),
