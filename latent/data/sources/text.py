@@ -4,9 +4,9 @@ sub-folder), or the built-in generated corpus, as bag-of-words counts.
 Ingest reads every document once into `raw.parquet` (id, label, text, and why a row is unusable: not UTF-8, or
 empty). Preprocessing first fits the vocabulary on the train split only (scikit-learn's CountVectorizer: size,
 minimum and maximum document frequency and stop words from `dataset.text`), writes it into a plan of its own, and
-then each Dask worker turns its documents into count vectors over that fixed vocabulary. The dataset table stores the counts as a
-dense uint16 vector (LZ4 makes the zeros nearly free on disk; see docs/text.md, "Storage") and a short
-`text_preview` column that latent tables carry on for analysts.
+then each Dask worker turns its documents into count vectors over that fixed vocabulary. The dataset table stores
+the counts as a dense uint16 vector (LZ4 makes the zeros nearly free on disk; see docs/text.md, "Storage") and a
+short `text_preview` column that latent tables carry on for analysts.
 """
 
 from __future__ import annotations
