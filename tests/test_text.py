@@ -176,3 +176,6 @@ def test_max_df_drops_the_words_of_every_document_and_a_vocabulary_left_empty_is
     assert latent_app("ingest", *base[:-1], "dataset.text.max_df=0.3").exit_code == 0
     line = app_error_line(latent_app("preprocess", *base[:-1], "dataset.text.max_df=0.3"))
     assert "docs.csv: no vocabulary from the train split" in line and "max_df" in line
+    datasets = tmp_path / "workspace" / "datasets"
+    assert len([p for p in datasets.iterdir() if p.is_dir()]) == 1  # the first table only: nothing half-written
+    assert not [p for p in (tmp_path / "workspace").rglob("*") if ".tmp" in p.name or "staging" in p.name]
