@@ -72,10 +72,20 @@ class TextOptions(StrictModel):
     min_df: int = Field(default=2, gt=0)  # a word must occur in at least this many train documents
     max_df: float = Field(default=1.0, gt=0.0, le=1.0)  # drop words in more than this share of train documents
     stop_words: Literal["english"] | None = "english"  # scikit-learn's English stop-word list, or none
+    token_pattern: str = r"(?u)[^\W\d_]{2,}"  # a word: 2+ letters, no digits (scikit-learn's: (?u)\b\w\w+\b)
     on_bad_file: Literal["error", "skip"] = "error"  # non-UTF-8 or empty documents; skip: quarantine.parquet
     n_documents: int = Field(default=3000, gt=0)  # the built-in corpus (no dataset.path): generated documents
     seed: int = 0  # seed of the built-in corpus
     background: float = Field(default=0.1, ge=0.0, lt=0.65)  # built-in corpus: share of general words (0: pure LDA)
+
+    @field_validator("token_pattern")
+    @classmethod
+    def _regex(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc}): {pattern!r}") from None
+        return pattern
 
 
 class MoleculeOptions(StrictModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -94,6 +95,11 @@ def test_latent_run_on_text_reports_topics_against_lda(text_run):
     page = (report.parent / "report.html").read_text()
     assert "Topics: top words per latent dimension" in page and "Samples from the prior as their top words" in page
     assert '"kind":"text"' in page  # the document start goes beside the hovered point
+    from latent.explore.modalities import coherence_verdict
+
+    verdict = coherence_verdict(metrics, 1)  # the sentence for this run's figures is on the page
+    assert html.escape(verdict.split(":")[0]) in page and f"{metrics['text_npmi_lda']:.3f}" in page
+    assert ("LDA's topics are more coherent" in verdict) == (metrics["text_npmi_lda"] > metrics["text_npmi_prodlda"])
     table = next((cwd / "workspace" / "latents").glob("*/*/split=test/*.parquet"))
     previews = pq.read_table(table, columns=["text_preview"]).column("text_preview").to_pylist()
     assert previews and all(0 < len(p) <= 200 for p in previews)
@@ -179,3 +185,23 @@ def test_max_df_drops_the_words_of_every_document_and_a_vocabulary_left_empty_is
     datasets = tmp_path / "workspace" / "datasets"
     assert len([p for p in datasets.iterdir() if p.is_dir()]) == 1  # the first table only: nothing half-written
     assert not [p for p in (tmp_path / "workspace").rglob("*") if ".tmp" in p.name or "staging" in p.name]
+
+
+def test_words_are_runs_of_letters_and_a_token_pattern_that_is_not_a_regex_is_one_line(
+    tmp_path, prefect_harness, monkeypatch, latent_app
+):
+    (tmp_path / "conf").mkdir()
+    for name in ("default.yaml", "text-prodlda.yaml"):
+        (tmp_path / "conf" / name).write_text((ROOT / "conf" / name).read_text())
+    rows = [b'"python3 on amd64, version 2.0 of report_id 0x1f planet"\n'] * 10 + [b'"orbit comet v12"\n'] * 10
+    _write(tmp_path / "docs.csv", b"text\n" + b"".join(rows))
+    monkeypatch.chdir(tmp_path)
+    base = ["-c", "conf/text-prodlda.yaml", "--set", "dataset.path=docs.csv"]
+    for stage in ("ingest", "preprocess"):
+        result = latent_app(stage, *base)
+        assert result.exit_code == 0, result.stderr
+    vocabulary = json.loads(next((tmp_path / "workspace" / "datasets").glob("*/vocabulary.json")).read_text())
+    # numbers, hex and single letters are not words; a word glued to digits or underscores keeps its letters
+    assert vocabulary == ["amd", "comet", "id", "orbit", "planet", "python", "report", "version"]
+    line = app_error_line(latent_app("ingest", *base, "--set", "dataset.text.token_pattern=(?u)\\w+("))
+    assert "dataset.text.token_pattern" in line and "not a regular expression" in line

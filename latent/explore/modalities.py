@@ -41,6 +41,19 @@ def _words_table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
+def coherence_verdict(metrics: dict[str, float], train_documents: int) -> str:
+    """One sentence on which model's topics are more coherent (NPMI on all documents), and what to do about it."""
+    ours, lda = metrics["text_npmi_prodlda"], metrics["text_npmi_lda"]
+    if ours >= lda:
+        return f"This model's topics are at least as coherent as LDA's: NPMI {ours:.3f} against {lda:.3f}."
+    return (
+        f"LDA's topics are more coherent on this corpus: NPMI {lda:.3f} against this model's {ours:.3f}. "
+        "A neural topic model needs more documents than LDA: on real text, this preset was below LDA in 2 "
+        "of 3 seeds with 1,854 train documents and above it in 3 of 3 with 7,539 (docs: Text). This run had "
+        f"{train_documents:,}; with few documents, prefer LDA's topics, listed below."
+    )
+
+
 def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
     """Topics (top words per latent dimension, ProdLDA and LDA), the comparison with LDA, prior samples,
     reconstructions and an interpolation as top words."""
@@ -65,7 +78,7 @@ def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
             Section(
                 "topics",
                 "Topics: top words per latent dimension",
-                "<p>Each latent dimension's ten highest-weighted words in the decoder's topic-word matrix, the most "
+                "<p>Each latent dimension's ten most probable words in a document made of that topic alone, the most "
                 "informative dimension (by KL) first.</p>" + _words_table(["dimension", "KL", "top words"], rows),
             )
         )
@@ -87,6 +100,7 @@ def text_sections(space, cfg, kl: np.ndarray) -> tuple[list, dict[str, float]]:
                 "documents (lower is better). NPMI (−1 to 1, higher is more coherent) from document co-occurrence "
                 f"in all {len(x_all):,} documents of the dataset, and in the {held_out} documents alone, where "
                 "a topic's specific words rarely meet and score near −1.</p>"
+                + f"<p><b>{html.escape(coherence_verdict(metrics, len(x_train)))}</b></p>"
                 + _words_table(["metric", "value"], [[text, f"{metrics[k]:.4g}"] for k, text in described.items()])
                 + "<h3>LDA's topics</h3>"
                 + _words_table(["topic", "top words"], lda_rows),

@@ -657,6 +657,7 @@ class TextSource(Source):
             min_df=min(opts.min_df, len(train)),
             max_df=opts.max_df,
             stop_words=opts.stop_words,
+            token_pattern=opts.token_pattern,
         )
         try:
             vectorizer.fit(train)
@@ -676,7 +677,10 @@ class TextSource(Source):
         ids, labels, texts, problems = (table.column(c).to_pylist() for c in ("id", "label", "text", "problem"))
         keep = [n for n, p in enumerate(problems) if p is None]
         skipped = [(ids[n], problems[n]) for n in range(len(ids)) if problems[n] is not None]
-        vectorizer = CountVectorizer(vocabulary=vocabulary, stop_words=self._opts().stop_words)
+        opts = self._opts()
+        vectorizer = CountVectorizer(
+            vocabulary=vocabulary, stop_words=opts.stop_words, token_pattern=opts.token_pattern
+        )
         kept = [texts[n] for n in keep]
         # uint16 counts (a word more than 65,535 times in one document is clipped): read back 12x faster than
         # float32 rows at 5,000 words (benchmarks/text.py --storage), the same values once on the device
