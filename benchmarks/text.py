@@ -1,12 +1,19 @@
 """Text: ProdLDA against scikit-learn's LDA in one `latent run`, and how to store bag-of-words counts.
 
-    python benchmarks/text.py [--workspace DIR] [--threads 1] [--backgrounds 0.1,0] [--set key=value ...]
+    python benchmarks/text.py [--workspace DIR] [--threads 1] [--backgrounds 0.1,0] [--seeds 0] [--set key=value ...]
+    python benchmarks/text.py --docstrings [--seeds 0,1,2]                   # real text: this Python's docstrings
     python benchmarks/text.py --storage                                                 # the storage measurement
 
 The comparison runs conf/text-prodlda.yaml on the built-in corpus once per `--backgrounds` share of general words
 (0.1, the preset's corpus, and 0, LDA's exact generative process) and prints each report's held-out perplexity and
 NPMI coherence of both models (same topics count, same split, same top-10 words rule; NPMI on all documents and on
 the held-out ones) and the NPMI of the corpus's true topics. With `--set dataset.path=...` it runs once, on that corpus.
+`--seeds` repeats each run with those `train.seed` values.
+
+`--docstrings` builds a real-text corpus with nothing downloaded: one .txt document per module of this interpreter's
+site-packages (the docstrings of the module, its classes and its functions; test modules skipped; modules with fewer
+than 50 words of docstrings or the same text as another dropped), then runs the preset on that folder. The corpus
+depends on what is installed: the count is printed.
 
 The storage measurement writes the counts of two corpora as Parquet (LZ4, as the dataset table is written) in four
 forms: dense float32 rows (what the dataset table stores), dense uint8 rows (counts clipped at 255), dense uint16
@@ -20,6 +27,7 @@ process with Dirichlet(0.1) mixtures, 80 words a document on average).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -36,18 +44,19 @@ from benchmarks.faults import run_preset  # noqa: E402
 FAST = ["report.disentanglement=false", "report.tsne_iterations=300"]
 
 
-def compare(workspace: Path, threads: int, sets: list[str], backgrounds: list[float]) -> None:
+def compare(workspace: Path, threads: int, sets: list[str], backgrounds: list[float], seeds: list[int]) -> None:
     """One `latent run` of the preset per background share of the built-in corpus (or one run on the corpus that
-    `sets` names), each printing both models' figures from its report."""
+    `sets` names) and train seed, each printing both models' figures from its report."""
     own_corpus = any(x.startswith(("dataset.path=", "dataset.source=")) for x in sets)
-    for background in [None] if own_corpus else backgrounds:
+    for background, seed in itertools.product([None] if own_corpus else backgrounds, seeds):
         where = workspace if background is None else workspace / f"background-{background:g}"
-        extra = [] if background is None else [f"dataset.text.background={background:g}"]
+        extra = [f"train.seed={seed}"] + ([] if background is None else [f"dataset.text.background={background:g}"])
         where.mkdir(parents=True, exist_ok=True)
         m, seconds = run_preset("text-prodlda", where, threads, [*FAST, *extra, *sets])
-        corpus = "your corpus" if background is None else f"built-in corpus, background {background:g}"
+        corpus = "your corpus" if background is None else f"the built-in corpus, background {background:g}"
         print(
-            f"\ntext-prodlda on the {corpus}: latent run {seconds:.0f} s, {m['text_heldout_documents']:.0f} held-out documents"
+            f"\ntext-prodlda on {corpus}, train seed {seed}: latent run {seconds:.0f} s, "
+            f"{m['text_heldout_documents']:.0f} held-out documents"
         )
         print(f"  {'':<18} {'NPMI, all documents':>20} {'NPMI, held-out':>15} {'perplexity (held-out)':>22}")
         for name, label in (("prodlda", "ProdLDA"), ("lda", "scikit-learn LDA")):
@@ -59,6 +68,33 @@ def compare(workspace: Path, threads: int, sets: list[str], backgrounds: list[fl
                 f"  {'the 8 true topics':<18} {truth:>20.3f} {truth_heldout:>15.3f}  (each list's 10 most probable words)"
             )
     print(f"\nworkspace: {workspace}  (OMP_NUM_THREADS={threads})")
+
+
+def docstring_corpus(folder: Path, min_words: int = 50) -> int:
+    """Write one .txt file per module of this interpreter's site-packages holding the docstrings of the module, its
+    classes and its functions (test modules skipped; fewer than min_words words, or a text seen before, dropped).
+    Returns the number of documents."""
+    import ast
+    import hashlib
+    import sysconfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for module in sorted(Path(sysconfig.get_paths()["purelib"]).rglob("*.py")):
+        if "tests" in module.parts or module.name.startswith("test"):
+            continue
+        try:
+            tree = ast.parse(module.read_text("utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+            continue
+        text = "\n\n".join(d for node in ast.walk(tree) if isinstance(node, kinds) and (d := ast.get_docstring(node)))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if len(text.split()) < min_words or digest in seen:
+            continue
+        seen.add(digest)
+        (folder / f"{len(seen):06d}.txt").write_text(text, "utf-8")
+    return len(seen)
 
 
 def true_topics_npmi(workspace: Path, heldout: int, background: float) -> tuple[float, float]:
@@ -199,6 +235,8 @@ def main() -> None:
     parser.add_argument(
         "--backgrounds", default="0.1,0", help="built-in corpus: comma-separated shares of general words, a run each"
     )
+    parser.add_argument("--seeds", default="0", help="comma-separated train seeds, a run each")
+    parser.add_argument("--docstrings", action="store_true", help="run on this Python's docstrings (real text)")
     parser.add_argument("--storage", action="store_true", help="measure sparse against dense storage instead")
     args = parser.parse_args()
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="latent-text-"))
@@ -206,7 +244,13 @@ def main() -> None:
     if args.storage:
         storage(workspace)
     else:
-        compare(workspace, args.threads, args.sets, [float(b) for b in args.backgrounds.split(",")])
+        sets = args.sets
+        if args.docstrings:
+            n = docstring_corpus(workspace / "docstrings")
+            print(f"real-text corpus: {n:,} modules' docstrings from {sys.executable}")
+            sets = [f"dataset.path={workspace / 'docstrings'}", *sets]
+        backgrounds = [float(b) for b in args.backgrounds.split(",")]
+        compare(workspace, args.threads, sets, backgrounds, [int(s) for s in args.seeds.split(",")])
 
 
 if __name__ == "__main__":
