@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/latent run $(ARGS)
 
+# The suite in TEST_WORKERS processes (pytest-xdist), each taking whole files, so a module's fixtures run once.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # The unit tier: only the files that hold unit tests are collected, so the heavy imports of the others are skipped.
 UNIT_FILES = $(shell grep -l 'pytest.mark.unit' tests/test_*.py)
