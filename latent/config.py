@@ -82,9 +82,11 @@ class TextOptions(StrictModel):
     @classmethod
     def _regex(cls, pattern: str) -> str:
         try:
-            re.compile(pattern)
+            groups = re.compile(pattern).groups
         except re.error as exc:
             raise ValueError(f"not a regular expression ({exc}): {pattern!r}") from None
+        if groups > 1:  # scikit-learn takes a word from the whole match or from its one group
+            raise ValueError(f"at most one capturing group, got {groups}: {pattern!r}")
         return pattern
 
 

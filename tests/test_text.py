@@ -203,5 +203,9 @@ def test_words_are_runs_of_letters_and_a_token_pattern_that_is_not_a_regex_is_on
     vocabulary = json.loads(next((tmp_path / "workspace" / "datasets").glob("*/vocabulary.json")).read_text())
     # numbers, hex and single letters are not words; a word glued to digits or underscores keeps its letters
     assert vocabulary == ["amd", "comet", "id", "orbit", "planet", "python", "report", "version"]
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "workspace").rglob("*"))
     line = app_error_line(latent_app("ingest", *base, "--set", "dataset.text.token_pattern=(?u)\\w+("))
     assert "dataset.text.token_pattern" in line and "not a regular expression" in line
+    line = app_error_line(latent_app("ingest", *base, "--set", "dataset.text.token_pattern=(a)(b)"))
+    assert "dataset.text.token_pattern" in line and "at most one capturing group" in line
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "workspace").rglob("*")) == before  # nothing written
